@@ -1,0 +1,88 @@
+"""requests integration: an adapter that uses a pinned context for every HTTPS connection.
+
+    from pinwarden.requests import pinned_session
+    session = pinned_session(Policy.load("pins.toml"))
+    session.get("https://api.example.com/")
+
+Needs the ``requests`` extra (``pip install pinwarden[requests]``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from pinwarden.errors import PinwardenError
+from pinwarden.policy import Policy
+from pinwarden.tls import PinnedSSLContext, create_context
+
+__all__ = ["PinnedAdapter", "pinned_session"]
+
+
+class PinnedAdapter(HTTPAdapter):
+    """An :class:`requests.adapters.HTTPAdapter` whose pools use a pinned context.
+
+    ``verify=False`` or a ``verify=<CA bundle path>`` on a request is refused: the first
+    would switch off the validation pins add to, the second would load CAs into the
+    shared pinned context. Give trust anchors to :func:`pinwarden.create_context`
+    (``cafile=``) instead.
+    """
+
+    def __init__(self, context: PinnedSSLContext, **kwargs: Any) -> None:
+        if not isinstance(context, PinnedSSLContext):
+            raise TypeError("PinnedAdapter needs a context from pinwarden.create_context()")
+        self.context = context
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        pool_kwargs["ssl_context"] = self.context
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        proxy_kwargs["ssl_context"] = self.context
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        verify = kwargs.get("verify", True)
+        if verify is not True:
+            raise PinwardenError(
+                f"pinwarden refuses verify={verify!r}: pins are checked on top of CA "
+                "validation with the pinned context's own trust anchors; pass a CA bundle "
+                "to pinwarden.create_context(cafile=...) (a REQUESTS_CA_BUNDLE or "
+                "CURL_CA_BUNDLE environment variable also sets verify)"
+            )
+        return super().send(request, *args, **kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        # requests would point urllib3 at certifi's bundle, which urllib3 then loads
+        # into our (shared) context on every connection. The pinned context already
+        # holds its trust anchors; keep only the client-certificate handling.
+        super().cert_verify(conn, url, False, cert)
+        if url.lower().startswith("https"):
+            conn.cert_reqs = "CERT_REQUIRED"
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool_kwargs["ssl_context"] = self.context
+        pool_kwargs.pop("ca_certs", None)
+        pool_kwargs.pop("ca_cert_dir", None)
+        return host_params, pool_kwargs
+
+
+def pinned_session(
+    policy: Policy | PinnedSSLContext, **context_kwargs: Any
+) -> requests.Session:
+    """A :class:`requests.Session` whose ``https://`` requests are pinned. Pass a
+    :class:`~pinwarden.Policy` (and :func:`~pinwarden.create_context` keyword arguments
+    such as ``cafile``) or a ready context."""
+    context = policy if isinstance(policy, ssl.SSLContext) else create_context(policy, **context_kwargs)
+    if not isinstance(context, PinnedSSLContext):
+        raise TypeError("pinned_session needs a Policy or a context from pinwarden.create_context()")
+    session = requests.Session()
+    session.mount("https://", PinnedAdapter(context))
+    return session
