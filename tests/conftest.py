@@ -17,6 +17,8 @@ from pinwarden.testing.pytest_plugin import PKI
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["pytester"]
+
 
 def vectors(name: str) -> Path:
     """The folder of outside test vectors ``../shared/testdata/<name>``.

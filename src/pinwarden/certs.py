@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtensionOID
 
 from pinwarden.errors import CertificateError
-from pinwarden.pins import Pin, certificate_der, fingerprint_sha256, load_private_key
+from pinwarden.pins import Pin, certificate_der, fingerprint_sha256
 
 __all__ = [
     "CertInfo",
@@ -30,9 +29,7 @@ __all__ = [
 ObjectKind = Literal["certificate", "private-key", "public-key", "csr"]
 Position = Literal["leaf", "intermediate", "root"]
 
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL
-)
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
 _PRIVATE_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
 _CERT_LABELS = {b"CERTIFICATE", b"TRUSTED CERTIFICATE", b"X509 CERTIFICATE"}
 _CSR_LABELS = {b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"}
@@ -53,7 +50,9 @@ class LoadedObject:
     subject: str | None = None
 
 
-def load_objects(data: bytes, *, source: str = "<bytes>", password: bytes | str | None = None) -> list[LoadedObject]:
+def load_objects(
+    data: bytes, *, source: str = "<bytes>", password: bytes | str | None = None
+) -> list[LoadedObject]:
     """Every certificate, private key, public key and CSR in PEM data (any number of
     blocks, other text ignored) or in a single DER object.
 
@@ -209,7 +208,9 @@ class CertInfo:
         }
 
 
-def describe_chain(chain: Sequence[x509.Certificate | bytes], *, ends_at_anchor: bool) -> list[CertInfo]:
+def describe_chain(
+    chain: Sequence[x509.Certificate | bytes], *, ends_at_anchor: bool
+) -> list[CertInfo]:
     """Describe a chain leaf first. The last certificate is called ``root`` only when
     ``ends_at_anchor`` (a verified chain) or when it is self-issued."""
     infos: list[CertInfo] = []

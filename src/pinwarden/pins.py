@@ -65,9 +65,7 @@ class Pin:
         if size is None:
             raise PinFormatError(f"unknown pin algorithm {self.algorithm!r}")
         if len(self.digest) != size:
-            raise PinFormatError(
-                f"a {self.algorithm} pin has {size} bytes, got {len(self.digest)}"
-            )
+            raise PinFormatError(f"a {self.algorithm} pin has {size} bytes, got {len(self.digest)}")
 
     # -- reading -------------------------------------------------------------------------
 
@@ -110,7 +108,7 @@ class Pin:
             digest = _b64(value, "sha256", shown)
             return cls("sha256", digest)
         raise PinFormatError(
-            f"pin {shown!r} is not sha256/<base64>, pin-sha256=\"<base64>\", "
+            f'pin {shown!r} is not sha256/<base64>, pin-sha256="<base64>", '
             "44-character base64 or 64-character hex"
         )
 
@@ -290,7 +288,9 @@ def load_private_key(data: bytes, password: bytes | str | None = None) -> Privat
         raise CertificateError(f"private key: {exc}") from None
     except ValueError as exc:
         if secret is not None and "password" in str(exc).lower():
-            raise CertificateError("the private key could not be decrypted: wrong password") from None
+            raise CertificateError(
+                "the private key could not be decrypted: wrong password"
+            ) from None
         raise CertificateError(f"not a readable private key: {exc}") from None
     except Exception as exc:  # cryptography raises its own types for unsupported algorithms
         raise CertificateError(f"not a readable private key: {exc}") from None

@@ -31,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["HostPattern", "Mode", "Policy", "PinRule", "RuleMatch", "normalize_host"]
+__all__ = ["HostPattern", "Mode", "PinRule", "Policy", "RuleMatch", "normalize_host"]
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _RULE_KEYS = {
@@ -172,17 +172,23 @@ class PinRule:
             raise PolicyError("a rule needs pins", key="pins")
         if len(set(self.pins)) != len(self.pins):
             dup = next(p for p in self.pins if self.pins.count(p) > 1)
-            raise PolicyError(f"{dup} is listed twice; a backup pin must be a different key", key="pins")
+            raise PolicyError(
+                f"{dup} is listed twice; a backup pin must be a different key", key="pins"
+            )
         if self.mode is Mode.ENFORCE and len(self.pins) < 2 and not self.allow_single_pin:
             raise PolicyError(_LOCKOUT, key="pins")
         if self.expires_at is not None and self.expires_at.tzinfo is None:
-            raise PolicyError("expires must be a date or a datetime with a UTC offset", key="expires")
+            raise PolicyError(
+                "expires must be a date or a datetime with a UTC offset", key="expires"
+            )
         object.__setattr__(
             self, "_sha256", tuple(p.digest for p in self.pins if p.algorithm == "sha256")
         )
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None, key: str = "pin") -> PinRule:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, source: str | None = None, key: str = "pin"
+    ) -> PinRule:
         """Build a rule from a mapping shaped like a ``[[pin]]`` TOML table."""
 
         def fail(message: str, sub: str | None = None) -> PolicyError:
@@ -192,7 +198,9 @@ class PinRule:
             raise fail(f"a rule must be a table, got {type(data).__name__}")
         unknown = sorted(set(data) - _RULE_KEYS)
         if unknown:
-            raise fail(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_RULE_KEYS))}")
+            raise fail(
+                f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_RULE_KEYS))}"
+            )
         include = data.get("include_subdomains", False)
         if not isinstance(include, bool):
             raise fail("must be true or false", "include_subdomains")
@@ -200,7 +208,7 @@ class PinRule:
         exclude = _patterns(data.get("exclude", []), False, fail, "exclude", required=False)
         raw_pins = data.get("pins")
         if not isinstance(raw_pins, list) or not raw_pins:
-            raise fail("must be a non-empty list of pins like \"sha256/<base64>\"", "pins")
+            raise fail('must be a non-empty list of pins like "sha256/<base64>"', "pins")
         pins: list[Pin] = []
         for i, text in enumerate(raw_pins):
             try:
@@ -257,7 +265,10 @@ class PinRule:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``[[pin]]`` table this rule was (or could have been) written as."""
-        out: dict[str, Any] = {"hosts": [p.text for p in self.hosts], "pins": [str(p) for p in self.pins]}
+        out: dict[str, Any] = {
+            "hosts": [p.text for p in self.hosts],
+            "pins": [str(p) for p in self.pins],
+        }
         if self.exclude:
             out["exclude"] = [p.text for p in self.exclude]
         if self.expires_at is not None:
@@ -278,7 +289,9 @@ def _patterns(
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or (required and not value):
-        raise fail("must be a non-empty list of host patterns" if required else "must be a list", key)
+        raise fail(
+            "must be a non-empty list of host patterns" if required else "must be a list", key
+        )
     out: list[HostPattern] = []
     for i, text in enumerate(value):
         try:
@@ -296,14 +309,21 @@ def _expiry(value: object, fail: Any) -> dt.datetime | None:
         return None
     if isinstance(value, str):
         try:
-            value = dt.date.fromisoformat(value) if len(value) == 10 else dt.datetime.fromisoformat(
-                value.replace("Z", "+00:00")
+            value = (
+                dt.date.fromisoformat(value)
+                if len(value) == 10
+                else dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             )
         except ValueError:
-            raise fail(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime", "expires") from None
+            raise fail(
+                f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime", "expires"
+            ) from None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            raise fail("a datetime needs a UTC offset (e.g. 2027-06-01T00:00:00Z); or give a date", "expires")
+            raise fail(
+                "a datetime needs a UTC offset (e.g. 2027-06-01T00:00:00Z); or give a date",
+                "expires",
+            )
         return value.astimezone(dt.timezone.utc)
     if isinstance(value, dt.date):
         # "expires = 2027-06-01": enforced through that whole UTC day, open from the next.
@@ -362,7 +382,11 @@ class Policy:
             )
         version = data.get("version", 1)
         if version != 1:
-            raise PolicyError(f"unsupported policy version {version!r} (this pinwarden reads 1)", source=source, key="version")
+            raise PolicyError(
+                f"unsupported policy version {version!r} (this pinwarden reads 1)",
+                source=source,
+                key="version",
+            )
         rules = data.get("pin")
         if not isinstance(rules, list) or not rules:
             raise PolicyError("no [[pin]] rules", source=source, key="pin")
@@ -386,7 +410,9 @@ class Policy:
         try:
             raw = p.read_bytes()
         except OSError as exc:
-            raise PolicyError(f"cannot read policy file: {exc.strerror or exc}", source=str(p)) from None
+            raise PolicyError(
+                f"cannot read policy file: {exc.strerror or exc}", source=str(p)
+            ) from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

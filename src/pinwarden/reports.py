@@ -60,7 +60,9 @@ def build_report(
         "date-time": now.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
         "hostname": verdict.hostname,
         "port": port,
-        "effective-expiration-date": expires.isoformat().replace("+00:00", "Z") if expires else None,
+        "effective-expiration-date": expires.isoformat().replace("+00:00", "Z")
+        if expires
+        else None,
         "include-subdomains": bool(pattern and pattern.covers_subdomains),
         "noted-hostname": pattern.base if pattern else verdict.hostname,
         "served-certificate-chain": [_pem(der) for der in served_chain],
@@ -123,7 +125,9 @@ class Reporter:
         if host == report.get("hostname"):
             logger.warning(
                 "pinwarden: not sending the pin report for %s to %s: it is the host that "
-                "failed its pin check", report.get("hostname"), uri
+                "failed its pin check",
+                report.get("hostname"),
+                uri,
             )
             return False
         key = dedupe_key(uri, report)
@@ -158,6 +162,18 @@ class Reporter:
             time.sleep(0.01)
         return False
 
+    def close(self, timeout: float = 10.0) -> None:
+        """Send what is queued, then stop the background thread."""
+        with self._lock:
+            thread = self._thread
+            self._thread = None
+        if thread is not None and thread.is_alive():
+            try:
+                self._queue.put(None, timeout=timeout)
+            except queue.Full:
+                return
+            thread.join(timeout)
+
     def _run(self) -> None:
         import httpx  # imported on first report only: keeps `import pinwarden` light
 
@@ -173,7 +189,9 @@ class Reporter:
                         response = client.post(uri, json=report)
                         if response.status_code >= 400:
                             raise httpx.HTTPStatusError(
-                                f"HTTP {response.status_code}", request=response.request, response=response
+                                f"HTTP {response.status_code}",
+                                request=response.request,
+                                response=response,
                             )
                         self.delivered += 1
                     except Exception as exc:  # any failure is logged, never propagated

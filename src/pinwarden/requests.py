@@ -37,7 +37,9 @@ class PinnedAdapter(HTTPAdapter):
         self.context = context
         super().__init__(**kwargs)
 
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
         pool_kwargs["ssl_context"] = self.context
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
 
@@ -45,7 +47,9 @@ class PinnedAdapter(HTTPAdapter):
         proxy_kwargs["ssl_context"] = self.context
         return super().proxy_manager_for(proxy, **proxy_kwargs)
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         verify = kwargs.get("verify", True)
         if verify is not True:
             raise PinwardenError(
@@ -60,29 +64,22 @@ class PinnedAdapter(HTTPAdapter):
         # requests would point urllib3 at certifi's bundle, which urllib3 then loads
         # into our (shared) context on every connection. The pinned context already
         # holds its trust anchors; keep only the client-certificate handling.
-        super().cert_verify(conn, url, False, cert)
+        super().cert_verify(conn, url, False, cert)  # type: ignore[no-untyped-call]
         if url.lower().startswith("https"):
             conn.cert_reqs = "CERT_REQUIRED"
 
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        pool_kwargs["ssl_context"] = self.context
-        pool_kwargs.pop("ca_certs", None)
-        pool_kwargs.pop("ca_cert_dir", None)
-        return host_params, pool_kwargs
 
-
-def pinned_session(
-    policy: Policy | PinnedSSLContext, **context_kwargs: Any
-) -> requests.Session:
+def pinned_session(policy: Policy | PinnedSSLContext, **context_kwargs: Any) -> requests.Session:
     """A :class:`requests.Session` whose ``https://`` requests are pinned. Pass a
     :class:`~pinwarden.Policy` (and :func:`~pinwarden.create_context` keyword arguments
     such as ``cafile``) or a ready context."""
-    context = policy if isinstance(policy, ssl.SSLContext) else create_context(policy, **context_kwargs)
+    context = (
+        policy if isinstance(policy, ssl.SSLContext) else create_context(policy, **context_kwargs)
+    )
     if not isinstance(context, PinnedSSLContext):
-        raise TypeError("pinned_session needs a Policy or a context from pinwarden.create_context()")
+        raise TypeError(
+            "pinned_session needs a Policy or a context from pinwarden.create_context()"
+        )
     session = requests.Session()
     session.mount("https://", PinnedAdapter(context))
     return session

@@ -10,6 +10,8 @@ finished the handshake and before any application byte is written or read: ``rea
 
 from __future__ import annotations
 
+import _ssl
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -20,8 +22,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
-
-import _ssl
 
 from pinwarden.errors import CertificateError, PinValidationError, UnsupportedPlatformError
 from pinwarden.policy import Policy
@@ -89,7 +89,8 @@ class _PinChecker:
         if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
             raise PinValidationError(
                 "certificate or hostname verification was turned off on this context "
-                f"(verify_mode={context.verify_mode.name}, check_hostname={context.check_hostname}); "
+                f"(verify_mode={context.verify_mode.name}, "
+                f"check_hostname={context.check_hostname}); "
                 "pinwarden adds pins to CA validation and refuses to pin without it"
             )
         hostname = conn.server_hostname
@@ -97,7 +98,7 @@ class _PinChecker:
             raise PinValidationError("no server_hostname: cannot tell which pins apply")
         match = self.policy.rule_for(hostname)
         chain = verified_chain(conn)
-        resumed = conn.session_reused
+        resumed = bool(conn.session_reused)
         if match is not None:
             leaf = conn.getpeercert(binary_form=True) or b""
             key = (hostname, hashlib.sha256(leaf).digest())
@@ -165,7 +166,9 @@ def _checker(conn: Connection) -> tuple[_PinChecker, ssl.SSLContext]:
     context = conn.context
     checker = getattr(context, "_pinwarden_checker", None)
     if not isinstance(checker, _PinChecker):
-        raise PinValidationError("this connection's context was not made by pinwarden.create_context")
+        raise PinValidationError(
+            "this connection's context was not made by pinwarden.create_context"
+        )
     return checker, context
 
 
@@ -207,13 +210,15 @@ class PinnedSSLSocket(_PinnedConnection, ssl.SSLSocket):
         self._pin_check()
 
     def _pin_fail(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.close()
-        except OSError:
-            pass
 
     def _pin_guard(self) -> None:
-        if self._pin_result is None and getattr(self, "_sslobj", None) is not None and not self.server_side:
+        if (
+            self._pin_result is None
+            and getattr(self, "_sslobj", None) is not None
+            and not self.server_side
+        ):
             self.do_handshake()
         elif isinstance(self._pin_result, PinValidationError):
             raise self._pin_result

@@ -64,7 +64,9 @@ class Verdict:
         chain as ``sha256/… subject`` and the expected pins, like OkHttp does."""
         if self.outcome is Outcome.MATCHED:
             assert self.matched_pin is not None and self.matched_position is not None
-            where = "leaf" if self.matched_position == 0 else f"chain position {self.matched_position}"
+            where = (
+                "leaf" if self.matched_position == 0 else f"chain position {self.matched_position}"
+            )
             return f"{self.hostname}: {self.matched_pin} matched the {where}"
         if self.outcome is Outcome.NOT_PINNED:
             return f"{self.hostname}: no pin rule covers this host"
@@ -78,7 +80,8 @@ class Verdict:
         if self.outcome is Outcome.NO_CHAIN:
             return f"{self.hostname}: no verified certificate chain to check the pins against"
         assert self.rule is not None
-        lines = [f"{self.hostname}: no pin matched the verified chain (rule {self.pattern}, {self.rule.mode.value})"]
+        rule = f"rule {self.pattern}, {self.rule.mode.value}"
+        lines = [f"{self.hostname}: no pin matched the verified chain ({rule})"]
         lines.append("  Verified chain:")
         for der in self.chain:
             lines.append(f"    sha256/{Pin('sha256', spki_sha256(der)).base64}: {_subject(der)}")

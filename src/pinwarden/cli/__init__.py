@@ -1,4 +1,41 @@
-"""The pinwarden command line (placeholder until the CLI lands)."""
+"""The ``pinwarden`` command line. :func:`main` runs it in-process and returns the exit
+status, so tests call it directly."""
 
-def main() -> None:
-    raise SystemExit(0)
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from pinwarden.cli import demo, inspect, pin  # noqa: F401 - registers the commands
+from pinwarden.cli._app import app
+from pinwarden.cli._output import err
+from pinwarden.errors import InputError, NetworkError, PinwardenError
+
+__all__ = ["app", "main", "run"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=list(argv) if argv is not None else None, prog_name="pinwarden")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
+    except InputError as exc:
+        err().print(f"pinwarden: error: {exc}", markup=False)
+        return 2
+    except NetworkError as exc:
+        err().print(f"pinwarden: could not determine: {exc}", markup=False)
+        return 3
+    except PinwardenError as exc:
+        err().print(f"pinwarden: error: {exc}", markup=False)
+        return 2
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

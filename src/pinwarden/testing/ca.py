@@ -61,7 +61,7 @@ def _validity(
     return start, not_after or (start + lifetime)
 
 
-def _sign_alg(key: PrivateKey) -> hashes.HashAlgorithm:
+def _sign_alg(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
         return hashes.SHA384()
     return hashes.SHA256()
@@ -200,8 +200,7 @@ class CA:
 
     def client_context(self) -> ssl.SSLContext:
         """A plain client context (no pins) that trusts this CA's root."""
-        context = ssl.create_default_context(cadata=self.root.cert_pem.decode("ascii"))
-        return context
+        return ssl.create_default_context(cadata=self.root.cert_pem.decode("ascii"))
 
     def intermediate(
         self,

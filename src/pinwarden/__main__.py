@@ -1,0 +1,5 @@
+"""``python -m pinwarden``: the command line."""
+
+from pinwarden.cli import run
+
+run()

@@ -1,0 +1,53 @@
+"""Printing: human text on stdout through rich, JSON on stdout, messages on stderr."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from pinwarden.certs import CertInfo
+
+__all__ = ["emit_json", "err", "out", "render_chain"]
+
+
+def out() -> Console:
+    """The stdout console (made per call so redirected or captured stdout is honoured)."""
+    return Console(highlight=False, soft_wrap=True)
+
+
+def err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _validity(info: CertInfo, now: dt.datetime) -> str:
+    days = info.days_left(now)
+    left = f"{days} days left" if days >= 0 else f"[red]EXPIRED {-days} days ago[/red]"
+    if days < 0 or now < info.not_before:
+        left = left if days < 0 else "[red]not yet valid[/red]"
+    return f"{info.not_before:%Y-%m-%d} → {info.not_after:%Y-%m-%d} ({left})"
+
+
+def render_chain(
+    console: Console, chain: Sequence[CertInfo], now: dt.datetime, indent: str = "  "
+) -> None:
+    """Print each certificate of a chain: position, subject, issuer, key, validity,
+    SPKI pin and certificate fingerprint."""
+    for i, info in enumerate(chain):
+        console.print(f"{indent}[bold][{i}] {info.position}[/bold]  {escape(info.subject)}")
+        pad = indent + "    "
+        console.print(f"{pad}issuer       {escape(info.issuer)}")
+        console.print(f"{pad}key          {info.key}")
+        console.print(f"{pad}validity     {_validity(info, now)}")
+        console.print(f"{pad}pin          [green]{info.pin}[/green]")
+        console.print(f"{pad}fingerprint  sha256:{info.fingerprint_sha256}  (not a pin)")

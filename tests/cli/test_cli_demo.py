@@ -1,0 +1,26 @@
+"""``pinwarden demo`` runs offline and every step behaves as the article says."""
+
+from __future__ import annotations
+
+import pytest
+
+from pinwarden.cli import main
+
+
+def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "UNEXPECTED" not in out
+    assert out.count("✔") == 6
+    for step in (
+        "1. inspect",
+        "2. a pinned request",
+        "3. rotation gone wrong",
+        "4. man-in-the-middle",
+    ):
+        assert step in out
+    assert "App A is locked out" in out
+    assert "App B keeps working" in out
+    assert "A client without pins accepts it" in out
+    assert "App B blocks it" in out
+    assert "no pin matched the verified chain" in out

@@ -1,0 +1,63 @@
+"""The CLI's contract: exit codes, one-line errors without tracebacks, --version."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import pinwarden
+from pinwarden.cli import main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pinwarden {pinwarden.__version__}"
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("inspect", "pin", "demo"):
+        assert command in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["pin", "/nonexistent/file.pem"], "No such file"),
+        (["inspect", "https://example.com/"], "not a URL"),
+        (["inspect", "localhost:0"], "port"),
+        (["inspect", "[::1"], "missing ']'"),
+    ],
+)
+def test_input_errors_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("pinwarden: error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["no-such-command"]) == 2
+    assert main(["inspect"]) == 2
+
+
+def test_entry_point_runs_as_a_module() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pinwarden", "pin", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("pinwarden: error: /nonexistent")
+    assert "Traceback" not in done.stderr
