@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import http.client
+import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -230,3 +231,17 @@ def test_a_broken_policy_never_becomes_a_context(world: World, tmp_path: Path, c
         world.context(pinwarden.Policy.load(path))
     assert str(path) in str(info.value)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("spelling", ["::1", "0:0:0:0:0:0:0:1", "0000::0001"])
+def test_every_spelling_of_a_pinned_address_is_pinned(world: World, spelling: str) -> None:
+    """A rule for an IP address covers every way of writing it: a client that writes
+    the address differently must not slip past the rule."""
+    leaf = world.intermediate.issue("::1")
+    context = world.context(world.policy(world.backup_pin, world.other_root.pin, hosts=["::1"]))
+    with TLSServer(leaf, host="::1") as server:
+        sock = socket.create_connection(("::1", server.port), timeout=10)
+        with pytest.raises(PinValidationError):
+            context.wrap_socket(sock, server_hostname=spelling)
+        sock.close()
+        assert server.requests == []

@@ -194,6 +194,11 @@ def test_der_of_each_kind() -> None:
         (h.leaf.cert.public_bytes(DER), "certificate", _pin_of(h.leaf.key)),
         (_csr(h.csr_key).public_bytes(DER), "csr", _pin_of(h.csr_key)),
         (h.public_key.public_key().public_bytes(DER, SPKI), "public-key", _pin_of(h.public_key)),
+        (
+            h.public_key.public_key().public_bytes(DER, serialization.PublicFormat.PKCS1),
+            "public-key",
+            _pin_of(h.public_key),
+        ),
         (h.rsa_key.private_bytes(DER, PKCS8, PLAIN), "private-key", _pin_of(h.rsa_key)),
         (h.rsa_key.private_bytes(DER, TRADITIONAL, PLAIN), "private-key", _pin_of(h.rsa_key)),
         (h.ec_key.private_bytes(DER, PKCS8, PLAIN), "private-key", _pin_of(h.ec_key)),
@@ -204,6 +209,23 @@ def test_der_of_each_kind() -> None:
         assert (obj.kind, obj.source, obj.index, obj.pin) == (kind, "x.der", 1, expected)
     [cert] = load_objects(cases[0][0])
     assert cert.certificate == h.leaf.cert
+
+
+def test_encrypted_traditional_pem_key_in_a_bundle() -> None:
+    h = hierarchy()
+    encrypted = h.rsa_key.private_bytes(
+        PEM, TRADITIONAL, serialization.BestAvailableEncryption(PASSWORD)
+    )
+    assert b"Proc-Type: 4,ENCRYPTED" in encrypted
+    objects = load_objects(encrypted + pem(h.leaf.cert), source="t.pem", password=PASSWORD)
+    assert [(o.kind, o.pin) for o in objects] == [
+        ("private-key", _pin_of(h.rsa_key)),
+        ("certificate", _pin_of(h.leaf.key)),
+    ]
+    with pytest.raises(
+        CertificateError, match=r"^t\.pem: PEM block 1 \(RSA PRIVATE KEY\): .*password"
+    ):
+        load_objects(encrypted, source="t.pem")
 
 
 def test_encrypted_der_private_key() -> None:

@@ -39,6 +39,13 @@ def _header(data: bytes, offset: int, what: str) -> tuple[int, int, int]:
     return tag, pos, end
 
 
+def first_element(data: bytes) -> bytes:
+    """The first complete DER element of ``data`` (OpenSSL's TRUSTED CERTIFICATE PEM
+    blocks append trust settings after the certificate)."""
+    _, _, end = _header(data, 0, "element")
+    return data[:end]
+
+
 def spki_of_certificate(der: bytes) -> bytes:
     """The exact SubjectPublicKeyInfo bytes (tag and length included) of a DER certificate."""
     tag, start, _ = _header(der, 0, "Certificate")

@@ -3,6 +3,8 @@ certificates the way pinwarden reports them."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -14,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtensionOID
 
+from pinwarden._der import first_element
 from pinwarden.errors import CertificateError
 from pinwarden.pins import Pin, certificate_der, fingerprint_sha256
 
@@ -38,9 +41,9 @@ _PUBLIC_LABELS = {b"PUBLIC KEY", b"RSA PUBLIC KEY"}
 
 @dataclass(frozen=True)
 class LoadedObject:
-    """One thing found in a file: its kind, where it was (``source`` and 1-based
-    ``index`` among the file's objects), the pin of its public key, and for certificates
-    the certificate itself."""
+    """One thing found in a file: its kind, where it was (``source``, and ``index``: the
+    1-based number of its PEM block in the file, counting blocks of every label, or 1
+    for a DER file), the pin of its public key, and for certificates the certificate."""
 
     kind: ObjectKind
     source: str
@@ -80,9 +83,16 @@ def _load_block(
     where = f"{source}: PEM block {index} ({label.decode()})"
     try:
         if label in _CERT_LABELS:
-            if label != b"CERTIFICATE":
-                pem = pem.replace(label, b"CERTIFICATE")
-            cert = x509.load_pem_x509_certificate(pem)
+            if label == b"TRUSTED CERTIFICATE":
+                # OpenSSL appends its trust settings after the certificate's DER.
+                body = b"".join(pem.splitlines()[1:-1])
+                try:
+                    der = first_element(base64.b64decode(body, validate=True))
+                except (binascii.Error, ValueError):
+                    raise CertificateError("the base64 body is corrupt") from None
+                cert = x509.load_der_x509_certificate(der)
+            else:
+                cert = x509.load_pem_x509_certificate(pem.replace(label, b"CERTIFICATE"))
             return _cert_object(cert, source, index)
         if label in _CSR_LABELS:
             return LoadedObject("csr", source, index, Pin.from_csr(pem))

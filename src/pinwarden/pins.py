@@ -44,7 +44,10 @@ CertificateLike = bytes | str | x509.Certificate
 
 _DIGEST_SIZE = {"sha256": 32, "sha1": 20}
 _HPKP = re.compile(r'^pin-(sha256|sha1)\s*=\s*"?([^"]*)"?$', re.IGNORECASE)
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+# Hash names a user might put before the slash ("sha512/…"): named as unknown
+# algorithms rather than misread as base64.
+_KNOWN_HASHES = {n.lower().replace("-", "").replace("_", "") for n in hashlib.algorithms_available}
 _PEM_CERT = b"-----BEGIN CERTIFICATE-----"
 
 
@@ -92,18 +95,23 @@ class Pin:
         if slash and prefix.lower() in _DIGEST_SIZE:
             algorithm = "sha256" if prefix.lower() == "sha256" else "sha1"
             return cls(algorithm, _b64(rest.strip(), algorithm, shown))
-        if slash and re.fullmatch(r"[A-Za-z0-9-]+", prefix) and not _looks_b64(value):
+        if slash and (prefix.lower().replace("-", "") in _KNOWN_HASHES or not _looks_b64(value)):
             raise PinFormatError(
                 f"pin {shown!r}: unknown algorithm {prefix!r}; use sha256/<base64>"
             )
         compact = value.replace(":", "") if ":" in value else value
-        if _HEX.match(compact) and len(compact) in (40, 64):
+        if _HEX.fullmatch(compact):
+            if len(compact) == 64:
+                return cls("sha256", bytes.fromhex(compact))
             if len(compact) == 40:
                 raise PinFormatError(
                     f"pin {shown!r} is a 20-byte hex value (SHA-1); only OkHttp's legacy "
                     "form sha1/<base64> is accepted for SHA-1 pins"
                 )
-            return cls("sha256", bytes.fromhex(compact))
+            if ":" in value or len(compact) != 44:
+                raise PinFormatError(
+                    f"pin {shown!r}: {len(compact)} hex digits; a SHA-256 pin in hex has 64"
+                )
         if _looks_b64(value):
             digest = _b64(value, "sha256", shown)
             return cls("sha256", digest)

@@ -12,6 +12,7 @@ next most specific rule (if any) applies to it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import ipaddress
@@ -22,6 +23,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import idna
 
 from pinwarden.errors import PinFormatError, PolicyError
 from pinwarden.pins import Pin, spki_sha256
@@ -62,13 +66,49 @@ class Mode(str, Enum):
 
 
 def normalize_host(host: str) -> str:
-    """Lower-case A-label form without a trailing dot, as TLS clients send in SNI."""
+    """Lower-case A-label form without a trailing dot, as TLS clients send in SNI; IP
+    addresses in their canonical form (``0:0::1`` is ``::1``), so that no spelling of an
+    address escapes the rule written for it."""
+    if ":" in host or (host[-1:].isdigit() and host.replace(".", "").isdigit()):
+        canonical = _canonical_ip(host)
+        if canonical is not None:
+            return canonical
     if host.isascii():
         return host.lower().rstrip(".")
+    forms = _a_labels(host)
+    if not forms:
+        raise PolicyError(f"host {host!r} is not a valid internationalised name")
+    return forms[0]
+
+
+def _a_labels(host: str) -> list[str]:
+    """The A-label forms of a Unicode name: IDNA 2008 with UTS #46 (what requests,
+    urllib3 and httpx send) first, then IDNA 2003 (what the ssl module itself makes of a
+    Unicode server_hostname) when it differs, e.g. for 'ß'."""
+    name = host.rstrip(".")
+    forms: list[str] = []
+    with contextlib.suppress(idna.IDNAError):
+        forms.append(idna.encode(name, uts46=True).decode("ascii").lower())
     try:
-        return host.rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError as exc:
-        raise PolicyError(f"host {host!r} is not a valid internationalised name: {exc}") from None
+        legacy = name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        legacy = None
+    if legacy and legacy not in forms:
+        forms.append(legacy)
+    return forms
+
+
+def _canonical_ip(text: str) -> str | None:
+    parts = text.split(".")
+    if ":" not in text and len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
+        # Dotted quad with leading zeros ("127.000.000.001"), which ipaddress refuses
+        # but some resolvers and verifiers read as the same address.
+        octets = [int(p) for p in parts]
+        return ".".join(map(str, octets)) if all(o < 256 for o in octets) else None
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        return None
 
 
 def _is_ip(text: str) -> bool:
@@ -97,6 +137,13 @@ class HostPattern:
 
     @classmethod
     def parse(cls, text: str, include_subdomains: bool = False) -> HostPattern:
+        """Read one pattern (for a Unicode name, its IDNA 2008 form; see :meth:`parse_all`)."""
+        return cls.parse_all(text, include_subdomains)[0]
+
+    @classmethod
+    def parse_all(cls, text: str, include_subdomains: bool = False) -> tuple[HostPattern, ...]:
+        """Read a pattern; a Unicode name whose IDNA 2008 and IDNA 2003 encodings differ
+        gives one pattern for each, so the rule covers whichever a client sends."""
         if not isinstance(text, str) or not text.strip():
             raise PolicyError(f"host pattern must be a non-empty string, got {text!r}")
         raw = text.strip()
@@ -115,18 +162,20 @@ class HostPattern:
         if _is_ip(rest):
             if kind != "exact":
                 raise PolicyError(f"host pattern {raw!r}: an IP address cannot have subdomains")
-            return cls(raw, str(ipaddress.ip_address(rest.strip("[]"))), kind, include_base)
+            return (cls(raw, str(ipaddress.ip_address(rest.strip("[]"))), kind, include_base),)
         if "*" in rest:
             raise PolicyError(
                 f"host pattern {raw!r}: '*' is only allowed as a whole first label "
                 "('*.example.com' or '**.example.com')"
             )
-        base = normalize_host(rest)
-        labels = base.split(".")
-        for label in labels:
-            if not _LABEL.match(label):
-                raise PolicyError(f"host pattern {raw!r}: {label!r} is not a valid DNS label")
-        return cls(raw, base, kind, include_base)
+        bases = [rest.lower().rstrip(".")] if rest.isascii() else _a_labels(rest)
+        if not bases:
+            raise PolicyError(f"host pattern {raw!r} is not a valid internationalised name")
+        for base in bases:
+            for label in base.split("."):
+                if not _LABEL.match(label):
+                    raise PolicyError(f"host pattern {raw!r}: {label!r} is not a valid DNS label")
+        return tuple(cls(raw, base, kind, include_base) for base in bases)
 
     @property
     def rank(self) -> int:
@@ -163,6 +212,8 @@ class PinRule:
     report_uri: str | None = None
     allow_single_pin: bool = False
     name: str | None = None
+    include_subdomains: bool = False
+    """How ``hosts`` were read (the patterns already carry it); kept for :meth:`to_dict`."""
     _sha256: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -224,9 +275,7 @@ class PinRule:
         if not isinstance(allow_single, bool):
             raise fail("must be true or false", "allow_single_pin")
         report_uri = data.get("report_uri")
-        if report_uri is not None and (
-            not isinstance(report_uri, str) or not re.match(r"^https?://[^/\s]+", report_uri)
-        ):
+        if report_uri is not None and not _is_http_url(report_uri):
             raise fail(f"{report_uri!r} is not an http(s) URL", "report_uri")
         name = data.get("name")
         if name is not None and not isinstance(name, str):
@@ -242,6 +291,7 @@ class PinRule:
                 report_uri=report_uri,
                 allow_single_pin=allow_single,
                 name=name,
+                include_subdomains=include,
             )
         except PolicyError as exc:
             raise fail(exc.detail, exc.key) from None
@@ -266,11 +316,13 @@ class PinRule:
     def to_dict(self) -> dict[str, Any]:
         """The ``[[pin]]`` table this rule was (or could have been) written as."""
         out: dict[str, Any] = {
-            "hosts": [p.text for p in self.hosts],
+            "hosts": list(dict.fromkeys(p.text for p in self.hosts)),
             "pins": [str(p) for p in self.pins],
         }
+        if self.include_subdomains:
+            out["include_subdomains"] = True
         if self.exclude:
-            out["exclude"] = [p.text for p in self.exclude]
+            out["exclude"] = list(dict.fromkeys(p.text for p in self.exclude))
         if self.expires_at is not None:
             out["expires"] = self.expires_at.isoformat()
         out["mode"] = self.mode.value
@@ -281,6 +333,17 @@ class PinRule:
         if self.name:
             out["name"] = self.name
         return out
+
+
+def _is_http_url(value: object) -> bool:
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _patterns(
@@ -295,12 +358,13 @@ def _patterns(
     out: list[HostPattern] = []
     for i, text in enumerate(value):
         try:
-            pattern = HostPattern.parse(text, include)
+            patterns = HostPattern.parse_all(text, include)
         except PolicyError as exc:
             raise fail(str(exc), f"{key}[{i}]") from None
-        if any(p.base == pattern.base and p.kind == pattern.kind for p in out):
-            raise fail(f"{text!r} is listed twice", f"{key}[{i}]")
-        out.append(pattern)
+        for pattern in patterns:
+            if any(p.base == pattern.base and p.kind == pattern.kind for p in out):
+                raise fail(f"{text!r} is listed twice", f"{key}[{i}]")
+            out.append(pattern)
     return tuple(out)
 
 

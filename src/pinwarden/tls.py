@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pinwarden.errors import CertificateError, PinValidationError, UnsupportedPlatformError
-from pinwarden.policy import Policy
+from pinwarden.policy import Policy, normalize_host
 from pinwarden.reports import Reporter, Violation, build_report
 from pinwarden.verify import Outcome, Verdict, verify
 
@@ -93,9 +93,9 @@ class _PinChecker:
                 f"check_hostname={context.check_hostname}); "
                 "pinwarden adds pins to CA validation and refuses to pin without it"
             )
-        hostname = conn.server_hostname
-        if not hostname:
+        if not conn.server_hostname:
             raise PinValidationError("no server_hostname: cannot tell which pins apply")
+        hostname = normalize_host(conn.server_hostname)
         match = self.policy.rule_for(hostname)
         chain = verified_chain(conn)
         resumed = bool(conn.session_reused)
@@ -133,6 +133,8 @@ class _PinChecker:
             last = self._expired_logged.get(verdict.hostname)
             if last is not None and now - last < _EXPIRED_LOG_EVERY:
                 return
+            if len(self._expired_logged) > 10_000:
+                self._expired_logged.clear()
             self._expired_logged[verdict.hostname] = now
         logger.warning("pinwarden: %s", verdict.message())
 
