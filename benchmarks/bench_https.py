@@ -222,13 +222,18 @@ def check_setup(
     return {"pinned": pinned, "plain": plain, "wrong_pin_refused": refused}
 
 
-def _batch(request: Request, count: int) -> list[float]:
+def _interleaved(client: Client, pairs: int, first: int) -> tuple[list[float], list[float]]:
+    """``pairs`` pinned and ``pairs`` plain requests, alternating one by one (ABBA: the
+    side that goes first alternates from pair to pair), timed one by one."""
     clock = time.perf_counter
-    times: list[float] = []
-    for _ in range(count):
-        start = clock()
-        request()
-        times.append(clock() - start)
+    sides = (client.pinned, client.plain)
+    times: tuple[list[float], list[float]] = ([], [])
+    for number in range(pairs):
+        for side in (0, 1) if (number + first) % 2 == 0 else (1, 0):
+            request = sides[side]
+            start = clock()
+            request()
+            times[side].append(clock() - start)
     return times
 
 
@@ -241,30 +246,24 @@ def measure(
     warmup: int,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, PairSamples]:
-    """Interleaved batches: in each round every client runs a pinned and a plain batch,
-    pinned first in even rounds and plain first in odd ones (ABBA), so slow drift of
-    the machine's speed hits both sides alike."""
+    """Rounds of ``batch`` pinned and ``batch`` plain requests per client, interleaved
+    request by request (ABBA), so that load from anything else on the machine hits both
+    sides alike. The server's handshake counter is checked after every round."""
     for client in clients:
-        for _ in range(warmup):
-            client.pinned()
-            client.plain()
+        _interleaved(client, warmup, 0)
     samples = {client.name: PairSamples() for client in clients}
     for number in range(rounds):
         for client in clients:
-            sides = [("pinned", client.pinned), ("plain", client.plain)]
-            if number % 2:
-                sides.reverse()
-            for side, request in sides:
-                before, failed_before = server.handshakes()
-                gc.collect()
-                times = _batch(request, batch)
-                after, failed_after = server.handshakes()
-                if after - before != batch or failed_after != failed_before:
-                    raise BenchmarkError(
-                        f"{client.name} {side}: {batch} requests made {after - before} "
-                        f"handshakes ({failed_after - failed_before} failed); "
-                        "connections were reused or failed"
-                    )
-                getattr(samples[client.name], side).append(times)
+            before, failed_before = server.handshakes()
+            gc.collect()
+            pinned, plain = _interleaved(client, batch, number)
+            after, failed_after = server.handshakes()
+            if after - before != 2 * batch or failed_after != failed_before:
+                raise BenchmarkError(
+                    f"{client.name}: {2 * batch} requests made {after - before} handshakes "
+                    f"({failed_after - failed_before} failed): connections were reused or failed"
+                )
+            samples[client.name].pinned.append(pinned)
+            samples[client.name].plain.append(plain)
         progress(f"round {number + 1}/{rounds}")
     return samples

@@ -69,10 +69,14 @@ class BenchPKI:
 
 
 def _policy(*pins: pinwarden.Pin) -> pinwarden.Policy:
-    return pinwarden.Policy.from_dict({"pin": [{"hosts": [HOSTNAME], "pins": [str(p) for p in pins]}]})
+    return pinwarden.Policy.from_dict(
+        {"pin": [{"hosts": [HOSTNAME], "pins": [str(p) for p in pins]}]}
+    )
 
 
-def _serve(leaf_pem: bytes, key_pem: bytes, chain_pem: bytes, root_pem: bytes, pipe: Connection) -> None:
+def _serve(
+    leaf_pem: bytes, key_pem: bytes, chain_pem: bytes, root_pem: bytes, pipe: Connection
+) -> None:
     """Child process: serve the leaf and its chain until told to stop."""
     key = serialization.load_pem_private_key(key_pem, None)
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):

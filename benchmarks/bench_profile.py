@@ -80,7 +80,10 @@ def _steps(context: ssl.SSLContext, address: tuple[str, int]) -> list[tuple[str,
             ("conn.getpeercert(binary_form=True)", lambda: tls.getpeercert(binary_form=True)),
             ("sha256(leaf)", lambda: hashlib.sha256(leaf).digest()),
             ("datetime.now(timezone.utc)", lambda: dt.datetime.now(dt.timezone.utc)),
-            ("verify(policy, host, chain, now)", lambda: pinwarden.verify(policy, HOSTNAME, chain, now=now)),
+            (
+                "verify(policy, host, chain, now)",
+                lambda: pinwarden.verify(policy, HOSTNAME, chain, now=now),
+            ),
         ]
         checker = getattr(context, "_pinwarden_checker", None)
         check = getattr(checker, "check", None)
@@ -123,7 +126,9 @@ def profile_report(
         out.append(f"  median {median * 1e6:.1f} µs, best {min(hook) * 1e6:.1f} µs")
         for name, delta in measured_delta.items():
             share = f"{median / delta:.0%}" if delta > 0 else "n/a"
-            out.append(f"  measured pinned−plain for {name}: {delta * 1e6:+.1f} µs (check = {share})")
+            out.append(
+                f"  measured pinned−plain for {name}: {delta * 1e6:+.1f} µs (check = {share})"
+            )
     out += ["", "steps of the check, best per call on one live connection:"]
     for name, seconds in _steps(pinned_context, address):
         out.append(f"  {seconds * 1e6:8.2f} µs  {name}")

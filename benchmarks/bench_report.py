@@ -45,7 +45,7 @@ class RatioResult:
 
     @property
     def round_ratios(self) -> tuple[float, ...]:
-        return tuple(p / q for p, q in zip(self.round_pinned, self.round_plain))
+        return tuple(p / q for p, q in zip(self.round_pinned, self.round_plain, strict=True))
 
     @property
     def pinned(self) -> float:
@@ -58,7 +58,9 @@ class RatioResult:
     @property
     def delta(self) -> float:
         """Median over rounds of the extra time per request of the pinned side."""
-        return statistics.median(p - q for p, q in zip(self.round_pinned, self.round_plain))
+        return statistics.median(
+            p - q for p, q in zip(self.round_pinned, self.round_plain, strict=True)
+        )
 
     @property
     def ratio(self) -> float:
@@ -72,6 +74,12 @@ class RatioResult:
     def met(self) -> bool:
         return self.ratio <= self.target
 
+    @property
+    def ci_spans_target(self) -> bool:
+        """The interval holds the target: this run cannot tell whether it is met."""
+        low, high = self.ci95
+        return low <= self.target <= high
+
     def as_json(self) -> dict[str, Any]:
         low, high = self.ci95
         return {
@@ -84,6 +92,7 @@ class RatioResult:
             "ratio_ci95": [low, high],
             "target_ratio_max": self.target,
             "met": self.met,
+            "ci_spans_target": self.ci_spans_target,
             "rounds": len(self.round_ratios),
             "requests_per_batch": self.batch,
             "round_pinned_ms": [t * 1e3 for t in self.round_pinned],
@@ -97,9 +106,7 @@ def _bootstrap_median_ci(values: Sequence[float]) -> tuple[float, float]:
         return (values[0], values[0]) if values else (float("nan"), float("nan"))
     rng = random.Random(_SEED)
     size = len(values)
-    medians = sorted(
-        statistics.median(rng.choices(values, k=size)) for _ in range(_BOOTSTRAP)
-    )
+    medians = sorted(statistics.median(rng.choices(values, k=size)) for _ in range(_BOOTSTRAP))
     return medians[int(0.025 * _BOOTSTRAP)], medians[int(0.975 * _BOOTSTRAP) - 1]
 
 
@@ -162,7 +169,7 @@ def _row(result: Result) -> tuple[str, ...]:
             f"{result.delta * 1e6:+.0f} µs",
             f"{result.ratio:.3f} ({low:.3f}–{high:.3f})",
             f"≤ {result.target:.2f}",
-            _yes_no(result.met),
+            _yes_no(result.met) + (" (CI spans target)" if result.ci_spans_target else ""),
         )
     baseline = result.baseline
     return (
@@ -182,7 +189,7 @@ def render_table(results: Sequence[Result]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])

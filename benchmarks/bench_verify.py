@@ -14,6 +14,7 @@ from bench_pki import HOSTNAME, BenchPKI
 
 __all__ = ["Timing", "measure_verify"]
 
+
 @dataclass(frozen=True)
 class Timing:
     """timeit figures: seconds per call of each repeat; ``best`` is their minimum."""

@@ -34,9 +34,9 @@ _PACKAGES = ("pinwarden", "httpx", "httpcore", "h11", "requests", "urllib3", "cr
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
-    parser.add_argument("--batch", type=int, default=100, help="requests per side per round")
-    parser.add_argument("--warmup", type=int, default=50, help="warm-up requests per side")
+    parser.add_argument("--rounds", type=int, default=40, help="rounds (default 40)")
+    parser.add_argument("--batch", type=int, default=60, help="requests per side and round")
+    parser.add_argument("--warmup", type=int, default=30, help="warm-up requests per side")
     parser.add_argument("--repeats", type=int, default=7, help="timeit repeats for verify()")
     parser.add_argument("--quick", action="store_true", help="a few seconds: 4 rounds × 20")
     parser.add_argument("--profile", action="store_true", help="also profile the pinned side")
@@ -102,9 +102,7 @@ def _https(
                 progress=_progress,
             )
             results = [
-                RatioResult.from_samples(
-                    f"https_{c.name}", c.label, HTTPS_TARGET, samples[c.name]
-                )
+                RatioResult.from_samples(f"https_{c.name}", c.label, HTTPS_TARGET, samples[c.name])
                 for c in clients
             ]
             profile = None
@@ -148,7 +146,7 @@ def _notes(results: Sequence[Result], setup: dict[str, Any]) -> list[str]:
         f"matched the intermediate pin (chain position {pinned.get('pin_position')}); a "
         f"policy with wrong pins was refused through {refused}.",
         "Every request used a new TLS connection (the server's handshake counter was "
-        "checked after every batch).",
+        "checked after every round).",
     ]
     for result in results:
         if isinstance(result, TimeResult) and result.baseline is not None:

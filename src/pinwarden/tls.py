@@ -13,7 +13,6 @@ from __future__ import annotations
 import _ssl
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import ssl
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 from pinwarden.errors import CertificateError, PinValidationError, UnsupportedPlatformError
 from pinwarden.policy import Policy, normalize_host
 from pinwarden.reports import Reporter, Violation, build_report
-from pinwarden.verify import Outcome, Verdict, verify
+from pinwarden.verify import Outcome, Verdict, evaluate
 
 __all__ = ["PinnedSSLContext", "create_context", "served_chain", "verified_chain"]
 
@@ -86,7 +85,9 @@ class _PinChecker:
         self._expired_logged: dict[str, float] = {}
 
     def check(self, conn: Connection, context: ssl.SSLContext) -> Verdict:
-        if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        # check_hostname=True is only possible with verification on (CERT_OPTIONAL means
+        # CERT_REQUIRED for a client), so one cheap attribute read covers both switches.
+        if not context.check_hostname:
             raise PinValidationError(
                 "certificate or hostname verification was turned off on this context "
                 f"(verify_mode={context.verify_mode.name}, "
@@ -97,19 +98,20 @@ class _PinChecker:
             raise PinValidationError("no server_hostname: cannot tell which pins apply")
         hostname = normalize_host(conn.server_hostname)
         match = self.policy.rule_for(hostname)
+        if match is None:
+            return Verdict(hostname, Outcome.NOT_PINNED, ())
         chain = verified_chain(conn)
         resumed = bool(conn.session_reused)
-        if match is not None:
-            leaf = conn.getpeercert(binary_form=True) or b""
-            key = (hostname, hashlib.sha256(leaf).digest())
-            if chain and not resumed:
-                self._remember(key, chain)
-            elif not chain and resumed:
-                # CPython gives no verified chain on a resumed session (openssl#13673):
-                # use the chain OpenSSL verified for this leaf in the full handshake
-                # that created the session, or fail closed.
-                chain = self._recall(key)
-        verdict = verify(self.policy, hostname, chain, now=self.clock())
+        if chain:
+            if not resumed:
+                self._remember((hostname, chain[0]), chain)
+        elif resumed:
+            # CPython gives no verified chain on a resumed session (openssl#13673): use
+            # the chain OpenSSL verified for this leaf in the full handshake that made
+            # the session, or fail closed.
+            chain = self._recall((hostname, conn.getpeercert(binary_form=True) or b""))
+        now = self.clock() if match.rule.expires_at is not None else None
+        verdict = evaluate(match, hostname, tuple(chain), now)
         if verdict.outcome is Outcome.EXPIRED:
             self._log_expired(verdict)
         elif verdict.violation:
@@ -117,6 +119,8 @@ class _PinChecker:
         return verdict
 
     def _remember(self, key: tuple[str, bytes], chain: list[bytes]) -> None:
+        if self._chains.get(key) == chain:
+            return  # the usual case, the same server again: no lock, no reordering
         with self._lock:
             self._chains[key] = chain
             self._chains.move_to_end(key)

@@ -16,9 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from pinwarden.pins import Pin, pin_diagnosis, spki_sha256
-from pinwarden.policy import HostPattern, Mode, PinRule, Policy, normalize_host
+from pinwarden.policy import HostPattern, Mode, PinRule, Policy, RuleMatch, normalize_host
 
-__all__ = ["Outcome", "Verdict", "verify"]
+__all__ = ["Outcome", "Verdict", "evaluate", "verify"]
 
 
 class Outcome(str, Enum):
@@ -120,11 +120,20 @@ def verify(
         for c in verified_chain
     )
     name = normalize_host(hostname)
-    match = policy.rule_for(name)
+    return evaluate(policy.rule_for(name), name, chain, now)
+
+
+def evaluate(
+    match: RuleMatch | None, hostname: str, chain: tuple[bytes, ...], now: dt.datetime | None
+) -> Verdict:
+    """:func:`verify` once the rule for a normalised ``hostname`` is known (the pinned
+    context looks it up itself, before fetching the chain). ``now`` may be None only
+    when the rule has no expiry."""
     if match is None:
-        return Verdict(name, Outcome.NOT_PINNED, chain)
+        return Verdict(hostname, Outcome.NOT_PINNED, chain)
+    name = hostname
     rule = match.rule
-    if rule.is_expired(now):
+    if rule.expires_at is not None and (now is None or rule.is_expired(now)):
         return Verdict(name, Outcome.EXPIRED, chain, rule, match.pattern)
     if not chain:
         return Verdict(name, Outcome.NO_CHAIN, chain, rule, match.pattern)
