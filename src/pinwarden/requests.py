@@ -10,7 +10,7 @@ Needs the ``requests`` extra (``pip install pinwarden[requests]``).
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -19,7 +19,10 @@ from pinwarden.errors import PinwardenError
 from pinwarden.policy import Policy
 from pinwarden.tls import PinnedSSLContext, create_context
 
-__all__ = ["PinnedAdapter", "pinned_session"]
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
+
+__all__ = ["PinnedAdapter", "PinnedSession", "pinned_session"]
 
 
 class PinnedAdapter(HTTPAdapter):
@@ -69,7 +72,30 @@ class PinnedAdapter(HTTPAdapter):
             conn.cert_reqs = "CERT_REQUIRED"
 
 
-def pinned_session(policy: Policy | PinnedSSLContext, **context_kwargs: Any) -> requests.Session:
+class PinnedSession(requests.Session):
+    """A :class:`requests.Session` with a :class:`PinnedAdapter` for ``https://``.
+
+    Its trust anchors are the pinned context's: the ``REQUESTS_CA_BUNDLE`` and
+    ``CURL_CA_BUNDLE`` environment variables, which requests would turn into
+    ``verify=<path>``, do not apply (pass ``cafile=`` to :func:`pinned_session`
+    instead). An explicit ``verify=`` other than True is refused by the adapter.
+    """
+
+    def __init__(self, context: PinnedSSLContext) -> None:
+        super().__init__()
+        self.mount("https://", PinnedAdapter(context))
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> _Settings:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None or verify is True:
+            # Only the environment can have turned verify into a path here.
+            settings["verify"] = True if self.verify is None else self.verify
+        return settings
+
+
+def pinned_session(policy: Policy | PinnedSSLContext, **context_kwargs: Any) -> PinnedSession:
     """A :class:`requests.Session` whose ``https://`` requests are pinned. Pass a
     :class:`~pinwarden.Policy` (and :func:`~pinwarden.create_context` keyword arguments
     such as ``cafile``) or a ready context."""
@@ -80,6 +106,4 @@ def pinned_session(policy: Policy | PinnedSSLContext, **context_kwargs: Any) -> 
         raise TypeError(
             "pinned_session needs a Policy or a context from pinwarden.create_context()"
         )
-    session = requests.Session()
-    session.mount("https://", PinnedAdapter(context))
-    return session
+    return PinnedSession(context)
