@@ -15,8 +15,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pinwarden.errors import PolicyError
+from pinwarden.hosts import HostPattern, normalize_host
 from pinwarden.pins import Pin
-from pinwarden.policy import HostPattern, Mode, PinRule, Policy, normalize_host
+from pinwarden.policy import Mode, PinRule, Policy
 
 SETTINGS = settings(max_examples=200, deadline=None)
 UTC = dt.timezone.utc

@@ -19,8 +19,9 @@ from pinwarden.errors import (
     PolicyError,
     UnsupportedPlatformError,
 )
+from pinwarden.hosts import HostPattern
 from pinwarden.pins import Pin, pin_diagnosis
-from pinwarden.policy import HostPattern, Mode, PinRule, Policy, RuleMatch
+from pinwarden.policy import Mode, PinRule, Policy, RuleMatch
 from pinwarden.reports import Reporter, Violation, build_report
 from pinwarden.tls import PinnedSSLContext, create_context
 from pinwarden.verify import Outcome, Verdict, verify

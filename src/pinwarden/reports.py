@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from pinwarden._version import __version__
-from pinwarden.policy import normalize_host
+from pinwarden.hosts import normalize_host
 from pinwarden.verify import Verdict
 
 __all__ = ["Reporter", "Violation", "build_report"]

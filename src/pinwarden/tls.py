@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pinwarden.errors import CertificateError, PinValidationError, UnsupportedPlatformError
-from pinwarden.policy import Policy, normalize_host
+from pinwarden.hosts import normalize_host
+from pinwarden.policy import Policy
 from pinwarden.reports import Reporter, Violation, build_report
 from pinwarden.verify import Outcome, Verdict, evaluate
 

@@ -15,8 +15,9 @@ from enum import Enum
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from pinwarden.hosts import HostPattern, normalize_host
 from pinwarden.pins import Pin, pin_diagnosis, spki_sha256
-from pinwarden.policy import HostPattern, Mode, PinRule, Policy, RuleMatch, normalize_host
+from pinwarden.policy import Mode, PinRule, Policy, RuleMatch
 
 __all__ = ["Outcome", "Verdict", "evaluate", "verify"]
 
