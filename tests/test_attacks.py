@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import pinwarden
+import pinwarden.checker
 from conftest import World
 from pinwarden import Outcome, PinValidationError
 from pinwarden.testing import CA, TLSServer
@@ -137,7 +138,7 @@ def test_resumed_session_without_a_verified_handshake_on_record_is_refused(
 ) -> None:
     """(d) A resumed session whose full handshake is no longer on record (evicted) is
     refused: it is never let through unchecked."""
-    monkeypatch.setattr(pinwarden.tls, "_RESUMPTION_CACHE", 1)
+    monkeypatch.setattr(pinwarden.checker, "_RESUMPTION_CACHE", 1)
     policy = world.policy(
         world.intermediate.pin, world.backup_pin, hosts=["localhost", "127.0.0.1"]
     )
@@ -245,3 +246,102 @@ def test_every_spelling_of_a_pinned_address_is_pinned(world: World, spelling: st
             context.wrap_socket(sock, server_hostname=spelling)
         sock.close()
         assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "0127.0.0.1",
+        "127.0.0.0001",
+        "+127.0.0.1",
+        "127.-0.0.1",
+        "127. 0.0.1",
+        "127.000.000.001",
+        "127.0.0.1 anything.example",
+    ],
+)
+def test_openssl_ipv4_spellings_are_pinned(world: World, spelling: str) -> None:
+    """OpenSSL reads these as 127.0.0.1 when it verifies the IP SAN; the rule for
+    127.0.0.1 must apply to them too (found by review: they went unpinned)."""
+    context = world.context(
+        world.policy(world.backup_pin, world.other_root.pin, hosts=["127.0.0.1"])
+    )
+    with TLSServer(world.leaf) as server:
+        with pytest.raises(PinValidationError):
+            connect(context, server, hostname=spelling)
+        assert server.requests == []
+
+
+@pytest.mark.parametrize("name", ["1.2.3", "host.123", "10.0.0.1.5"])
+def test_names_that_cannot_be_matched_reliably_are_refused(world: World, name: str) -> None:
+    """A server_hostname pinwarden cannot map to one canonical name is refused, even
+    when no rule would apply, rather than risk a spelling that escapes a rule."""
+    context = world.context(world.policy(world.backup_pin, world.other_root.pin, hosts=["x.test"]))
+    # The certificate does name it: OpenSSL's hostname check passes, pinwarden's refuses.
+    with TLSServer(world.intermediate.issue(name)) as server:
+        with pytest.raises(PinValidationError, match="neither a DNS name nor an IP"):
+            connect(context, server, hostname=name)
+        assert server.requests == []
+
+
+def test_turning_verification_off_and_on_again_leaves_the_context_refusing(world: World) -> None:
+    """CPython copies check_hostname into a connection when it is created: a connection
+    made while it was off skips the hostname check even if it is back on by the time
+    of the handshake. A certificate the pinned CA issued for another name would then
+    pass; the context must refuse from the moment verification was switched off."""
+    elsewhere = world.intermediate.issue("evil.example")
+    context = world.context(world.policy(world.intermediate.pin, world.backup_pin))
+    with TLSServer(elsewhere) as server:
+        context.check_hostname = False
+        tls = connect(context, server, do_handshake_on_connect=False)  # made while off
+        context.check_hostname = True
+        with pytest.raises(PinValidationError, match="ever switched off"):
+            tls.do_handshake()
+        tls.close()
+        assert server.requests == []
+
+
+def test_verify_mode_off_marks_the_context_too(world: World) -> None:
+    context = world.context(world.policy(world.intermediate.pin, world.backup_pin))
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED  # writing "on" is harmless (urllib3 does)
+    with TLSServer(world.leaf) as server:
+        with connect(context, server) as tls:
+            assert b"200 OK" in get(tls)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = True
+        with pytest.raises(PinValidationError, match="ever switched off"):
+            connect(context, server)
+
+
+def test_a_context_that_stopped_making_pinned_sockets_refuses(world: World) -> None:
+    context = world.context(world.policy(world.intermediate.pin, world.backup_pin))
+    context.sslsocket_class = ssl.SSLSocket  # type: ignore[assignment]
+    context.sslobject_class = ssl.SSLObject  # type: ignore[assignment]
+    with TLSServer(world.leaf) as server:
+        with pytest.raises(PinValidationError, match="no longer makes pinned"):
+            connect(context, server)
+        with pytest.raises(PinValidationError, match="no longer makes pinned"):
+            context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost")
+        assert server.requests == []
+
+
+def test_a_patched_ssl_module_is_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """truststore.inject_into_ssl, eventlet and gevent replace ssl.SSLContext; a context
+    built on top of that could skip the pin check, so none is made."""
+
+    class Replacement(ssl.SSLContext):
+        pass
+
+    monkeypatch.setattr(ssl, "SSLContext", Replacement)
+    with pytest.raises(pinwarden.UnsupportedPlatformError, match="ssl module was patched"):
+        world.context(world.policy(world.intermediate.pin, world.backup_pin))
+
+
+def test_renegotiation_and_common_name_fallback_are_off(world: World) -> None:
+    context = world.context(world.policy(world.intermediate.pin, world.backup_pin))
+    # A TLS 1.2 renegotiation could swap the chain after the pin check.
+    assert context.options & ssl.OP_NO_RENEGOTIATION
+    assert context.hostname_checks_common_name is False

@@ -267,7 +267,8 @@ def test_garbage_block_is_named(label: str, body: bytes) -> None:
 
 def test_pem_header_without_end() -> None:
     with pytest.raises(
-        CertificateError, match=r"^a\.pem: a PEM header without a matching END line"
+        CertificateError,
+        match=r"^a\.pem: PEM block 1 \(CERTIFICATE\) has a BEGIN line without a matching END",
     ):
         load_objects(b"-----BEGIN CERTIFICATE-----\nAAAA\n", source="a.pem")
 
@@ -415,3 +416,37 @@ def test_real_chain_is_described() -> None:
     assert infos[0].days_left(when) == 10
     [obj] = load_objects(leaf, source="leaf.der")
     assert obj.pin == infos[0].pin
+
+
+# -- certificates OpenSSL reads and cryptography refuses (found by review) -----------------
+
+
+def _version_4(cert: x509.Certificate) -> bytes:
+    der = cert.public_bytes(DER)
+    at = der.find(b"\xa0\x03\x02\x01\x02")
+    return der[:at] + b"\xa0\x03\x02\x01\x03" + der[at + 5 :]
+
+
+def test_unreadable_certificates_are_certificate_errors() -> None:
+    odd = _version_4(CA("odd").cert)
+    with pytest.raises(CertificateError, match=r"odd\.der"):
+        load_objects(odd, source="odd.der")
+    with pytest.raises(CertificateError, match="PEM block 1"):
+        load_objects(pem(odd), source="odd.pem")
+    with pytest.raises(CertificateError):
+        Pin.from_certificate(odd)
+
+
+def test_an_unreadable_certificate_is_still_described() -> None:
+    ca = CA("odd")
+    info = CertInfo.from_certificate(_version_4(ca.cert), "leaf")
+    assert "cannot read" in info.subject
+    assert info.pin == ca.pin  # the DER walk still finds the key
+    assert info.not_after is None
+    assert info.to_json(dt.datetime.now(dt.timezone.utc))["days_left"] is None
+
+
+def test_many_begin_lines_without_end_fail_on_the_first() -> None:
+    data = b"-----BEGIN CERTIFICATE-----\nAAAA\n" * 20_000
+    with pytest.raises(CertificateError, match=r"PEM block 1 .* without a matching END"):
+        load_objects(data, source="many.pem")

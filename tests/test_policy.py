@@ -166,7 +166,7 @@ def test_ip_address_cannot_have_subdomains(pattern: str) -> None:
         ("*.", "not a valid DNS label"),
         ("-bad.example.com", "'-bad' is not a valid DNS label"),
         ("bad-.example.com", "'bad-' is not a valid DNS label"),
-        ("exa mple.com", "not a valid DNS label"),
+        ("exa mple.com", "contains whitespace"),
         ("a..example.com", "'' is not a valid DNS label"),
         ("a" * 64 + ".example.com", "not a valid DNS label"),
         ("http://example.com", "not a valid DNS label"),
@@ -806,3 +806,53 @@ def test_from_toml_source_name() -> None:
         f'[[pin]]\nhosts = ["a.example"]\npins = ["{P1}", "{P2}"]\n', source="inline"
     )
     assert p.source == "inline"
+
+
+# -- hostile or odd input found by review ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (
+            '[[pin]]\nhosts=["a.example"]\npins=["{p1}","{p2}"]\nexpires=9999-12-31\n',
+            "out of range",
+        ),
+        (
+            '[[pin]]\nhosts=["a.example"]\npins=["{p1}","{p2}"]\n'
+            "expires=0001-01-01T00:00:00+01:00\n",
+            "out of range",
+        ),
+        ("x = " + "[" * 600 + "]" * 600 + "\n", "TOML"),
+        ("version = " + "9" * 5000 + "\n", "TOML"),
+        ('version = true\n[[pin]]\nhosts=["a.example"]\npins=["{p1}","{p2}"]\n', "version"),
+    ],
+)
+def test_hostile_documents_are_policy_errors(text: str, fragment: str) -> None:
+    with pytest.raises(PolicyError, match=fragment):
+        Policy.from_toml(text.replace("{p1}", P1).replace("{p2}", P2), source="h.toml")
+
+
+def test_non_string_keys_are_policy_errors() -> None:
+    with pytest.raises(PolicyError, match="unknown top-level key"):
+        Policy.from_dict({1: "x", "pin": [rule("a.example")]})  # type: ignore[dict-item]
+    with pytest.raises(PolicyError, match="unknown key"):
+        policy({**rule("a.example"), 2: True})  # type: ignore[dict-item]
+
+
+def test_two_hashes_of_one_key_are_not_a_backup() -> None:
+    sha1 = "sha1/" + "A" * 27 + "="
+    with pytest.raises(PolicyError, match="two distinct keys"):
+        policy(rule("a.example", pins=[P1, sha1]))
+    assert policy(rule("a.example", pins=[P1, sha1], allow_single_pin=True))
+
+
+@pytest.mark.parametrize("pattern", ["127.000.000.001", "127.0.0.01", "0127.0.0.1"])
+def test_ip_patterns_in_any_spelling_cover_the_address(pattern: str) -> None:
+    assert covered(policy(rule(pattern)), "127.0.0.1")
+
+
+@pytest.mark.parametrize("pattern", ["1.2.3", "host.123", "*.10"])
+def test_patterns_that_look_like_addresses_are_refused(pattern: str) -> None:
+    with pytest.raises(PolicyError, match="last label is all digits"):
+        policy(rule(pattern))

@@ -82,3 +82,15 @@ def test_only_pinned_contexts_are_accepted() -> None:
         pinned_session(plain)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         PinnedAdapter(plain)  # type: ignore[arg-type]
+
+
+def test_plain_http_to_a_pinned_host_is_refused(world: World, server: TLSServer) -> None:
+    context = world.context(world.policy(world.intermediate.pin, world.backup_pin))
+    with pinned_session(context) as session:
+        with pytest.raises(pinwarden.PinwardenError, match="plain http:// to localhost"):
+            session.get(f"http://localhost:{server.port}/")
+        # Unpinned hosts are served as usual (127.0.0.1 is not in the policy): the
+        # request reaches the TLS server in clear text and fails there, not in the guard.
+        with pytest.raises(requests.exceptions.ConnectionError):
+            session.get(f"http://127.0.0.1:{server.port}/", timeout=5)
+    assert server.requests == []

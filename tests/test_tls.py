@@ -11,8 +11,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 import pinwarden
+import pinwarden.checker
 from conftest import World
 from pinwarden import Outcome, PinValidationError, Violation
 from pinwarden.testing import TLSServer
@@ -268,3 +270,46 @@ def test_one_context_shared_by_many_threads(world: World) -> None:
             results = list(pool.map(attempt, servers))
     assert results == ["passed", "blocked"] * 4
     assert len(good.requests) == 4 and bad.requests == []
+
+
+def _version_4(cert_der: bytes) -> bytes:
+    """The same certificate claiming X.509 version 4: OpenSSL still reads it,
+    cryptography refuses it — a server may send anything."""
+    at = cert_der.find(b"\xa0\x03\x02\x01\x02")
+    return cert_der[:at] + b"\xa0\x03\x02\x01\x03" + cert_der[at + 5 :]
+
+
+def test_a_served_certificate_only_openssl_can_read_changes_nothing(world: World) -> None:
+    junk = _version_4(world.other_root.issue("x.test").cert.public_bytes(Encoding.DER))
+    seen: list[Violation] = []
+    report_only = world.context(
+        world.policy(world.backup_pin, mode="report-only"), on_violation=seen.append
+    )
+    enforce = world.context(
+        world.policy(world.backup_pin, world.other_root.pin), on_violation=seen.append
+    )
+    with TLSServer(world.leaf, extra=[junk]) as server:
+        with connect(report_only, server) as tls:
+            assert b"200 OK" in get(tls)
+        with pytest.raises(PinValidationError):
+            connect(enforce, server)
+    assert [v.blocked for v in seen] == [False, True]
+    assert len(seen[0].report["served-certificate-chain"]) == 3
+    assert ssl.PEM_cert_to_DER_cert(seen[0].report["served-certificate-chain"][2]) == junk
+
+
+def test_an_unforeseen_error_in_the_check_fails_closed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug in the check")
+
+    monkeypatch.setattr(pinwarden.checker.PinChecker, "check", broken)
+    context = world.context(world.policy(world.intermediate.pin, world.backup_pin))
+    with TLSServer(world.leaf) as server:
+        tls = connect(context, server, do_handshake_on_connect=False)
+        with pytest.raises(PinValidationError, match="could not complete") as info:
+            tls.do_handshake()
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert tls.fileno() == -1
+        assert server.requests == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from pinwarden._der import first_element
 from pinwarden.errors import CertificateError
-from pinwarden.pins import Pin, certificate_der, fingerprint_sha256
+from pinwarden.pins import Pin, certificate_der, fingerprint_sha256, spki_sha256
 
 __all__ = [
     "CertInfo",
@@ -32,7 +33,7 @@ __all__ = [
 ObjectKind = Literal["certificate", "private-key", "public-key", "csr"]
 Position = Literal["leaf", "intermediate", "root"]
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,64})-----\r?\n")
 _PRIVATE_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
 _CERT_LABELS = {b"CERTIFICATE", b"TRUSTED CERTIFICATE", b"X509 CERTIFICATE"}
 _CSR_LABELS = {b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"}
@@ -62,19 +63,38 @@ def load_objects(
     Raises :class:`~pinwarden.errors.CertificateError` naming ``source`` and the block
     when something cannot be read, or when nothing is found."""
     if b"-----BEGIN" in data:
-        blocks = list(_PEM_BLOCK.finditer(data))
-        if not blocks:
-            raise CertificateError(f"{source}: a PEM header without a matching END line")
+        blocks = _pem_blocks(data, source)
         found = [
-            _load_block(m.group(1), m.group(0), source, i, password)
-            for i, m in enumerate(blocks, start=1)
+            _load_block(label, block, source, i, password)
+            for i, (label, block) in enumerate(blocks, start=1)
         ]
         objects = [obj for obj in found if obj is not None]
         if not objects:
-            labels = ", ".join(sorted({m.group(1).decode() for m in blocks}))
+            labels = ", ".join(sorted({label.decode() for label, _ in blocks}))
             raise CertificateError(f"{source}: no certificate, key or CSR (PEM blocks: {labels})")
         return objects
     return [_load_der(data, source, password)]
+
+
+def _pem_blocks(data: bytes, source: str) -> list[tuple[bytes, bytes]]:
+    """(label, whole block) of each PEM block, in one pass: a regex spanning BEGIN to
+    END would rescan the rest of the input for every BEGIN without an END."""
+    blocks: list[tuple[bytes, bytes]] = []
+    pos = 0
+    while (begin := _PEM_BEGIN.search(data, pos)) is not None:
+        label = begin.group(1)
+        end_line = b"-----END " + label + b"-----"
+        end = data.find(end_line, begin.end())
+        if end < 0:
+            raise CertificateError(
+                f"{source}: PEM block {len(blocks) + 1} ({label.decode()}) has a BEGIN line "
+                "without a matching END line"
+            )
+        pos = end + len(end_line)
+        blocks.append((label, data[begin.start() : pos]))
+    if not blocks:
+        raise CertificateError(f"{source}: a PEM BEGIN line that is not well formed")
+    return blocks
 
 
 def _load_block(
@@ -100,9 +120,7 @@ def _load_block(
             return LoadedObject("private-key", source, index, Pin.from_private_key(pem, password))
         if label in _PUBLIC_LABELS:
             return LoadedObject("public-key", source, index, Pin.from_public_key(pem))
-    except CertificateError as exc:
-        raise CertificateError(f"{where}: {exc}") from None
-    except ValueError as exc:
+    except Exception as exc:  # ours, or cryptography's ValueError, InvalidVersion...
         raise CertificateError(f"{where}: {exc}") from None
     return None
 
@@ -118,15 +136,18 @@ def _cert_object(cert: x509.Certificate, source: str, index: int) -> LoadedObjec
 
 
 def _load_der(data: bytes, source: str, password: bytes | str | None) -> LoadedObject:
-    # DER has no label: try each kind in turn, most common first.
-    try:
+    # DER has no label: try each kind in turn, most common first. Once one kind reads,
+    # a later failure (say, an unsupported key type) is that object's error.
+    with contextlib.suppress(Exception):  # ValueError, InvalidVersion...
         return _cert_object(x509.load_der_x509_certificate(data), source, 1)
-    except ValueError:
-        pass
-    try:
-        return LoadedObject("csr", source, 1, Pin.from_csr(x509.load_der_x509_csr(data)))
-    except ValueError:
-        pass
+    csr: x509.CertificateSigningRequest | None = None
+    with contextlib.suppress(Exception):
+        csr = x509.load_der_x509_csr(data)
+    if csr is not None:
+        try:
+            return LoadedObject("csr", source, 1, Pin.from_csr(csr))
+        except CertificateError as exc:
+            raise CertificateError(f"{source}: {exc}") from None
     try:
         return LoadedObject("public-key", source, 1, Pin.from_public_key(data))
     except CertificateError:
@@ -159,23 +180,32 @@ def key_description(key: PublicKeyTypes) -> str:
 
 @dataclass(frozen=True)
 class CertInfo:
-    """What pinwarden shows about one certificate of a chain."""
+    """What pinwarden shows about one certificate of a chain. A certificate that
+    cryptography cannot read (a server may send anything) is still described: its
+    ``subject`` says so, and the fields that need parsing are None."""
 
     position: Position
     subject: str
     issuer: str
     key: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-    pin: Pin
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    pin: Pin | None
     fingerprint_sha256: str
     is_ca: bool
     der: bytes
 
     @classmethod
     def from_certificate(cls, cert: x509.Certificate | bytes, position: Position) -> CertInfo:
-        der = certificate_der(cert)
-        obj = cert if isinstance(cert, x509.Certificate) else x509.load_der_x509_certificate(der)
+        if isinstance(cert, x509.Certificate):
+            obj = cert
+            der = certificate_der(cert)
+        else:
+            der = cert
+            try:
+                obj = x509.load_der_x509_certificate(der)
+            except Exception as exc:  # ValueError, InvalidVersion, ...
+                return cls._unreadable(der, position, exc)
         try:
             key = key_description(obj.public_key())
         except Exception:  # an algorithm cryptography cannot load; the pin still works
@@ -198,9 +228,28 @@ class CertInfo:
             der=der,
         )
 
-    def days_left(self, now: dt.datetime) -> int:
+    @classmethod
+    def _unreadable(cls, der: bytes, position: Position, exc: Exception) -> CertInfo:
+        try:
+            pin: Pin | None = Pin("sha256", spki_sha256(der))
+        except CertificateError:
+            pin = None
+        return cls(
+            position=position,
+            subject=f"<certificate cryptography cannot read: {exc}>",
+            issuer="",
+            key="unknown",
+            not_before=None,
+            not_after=None,
+            pin=pin,
+            fingerprint_sha256=fingerprint_sha256(der).hex(),
+            is_ca=False,
+            der=der,
+        )
+
+    def days_left(self, now: dt.datetime) -> int | None:
         """Whole days until ``not_after`` (negative once expired)."""
-        return (self.not_after - now).days
+        return None if self.not_after is None else (self.not_after - now).days
 
     def to_json(self, now: dt.datetime) -> dict[str, object]:
         """The documented JSON form (see docs/json.md)."""
@@ -209,10 +258,10 @@ class CertInfo:
             "subject": self.subject,
             "issuer": self.issuer,
             "key": self.key,
-            "not_before": self.not_before.isoformat(),
-            "not_after": self.not_after.isoformat(),
+            "not_before": self.not_before.isoformat() if self.not_before else None,
+            "not_after": self.not_after.isoformat() if self.not_after else None,
             "days_left": self.days_left(now),
-            "pin": str(self.pin),
+            "pin": str(self.pin) if self.pin else None,
             "fingerprint_sha256": self.fingerprint_sha256,
             "is_ca": self.is_ca,
         }

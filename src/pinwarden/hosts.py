@@ -13,17 +13,63 @@ import idna
 
 from pinwarden.errors import PolicyError
 
-__all__ = ["HostPattern", "PatternKind", "normalize_host"]
+__all__ = ["HostPattern", "PatternKind", "canonical_ip", "is_plain_host", "normalize_host"]
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+# A DNS name as pinwarden compares them: LDH labels (and '_'), the last one not all
+# digits (else a verifier may read the name as an IPv4 address).
+_DNS_NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)*[a-z0-9_-]*[a-z_-][a-z0-9_-]*")
+# OpenSSL decides whether a server_hostname is an IP address with its own reader
+# (a2i_IPADDRESS -> ipv4_from_asc: sscanf "%d.%d.%d.%d", then the end or any whitespace),
+# which takes signs, extra leading zeros, inner whitespace and trailing text. Read
+# IPv4 the same way, so that every spelling OpenSSL verifies as an address maps to it.
+_OPENSSL_IPV4 = re.compile(
+    r"\s*([+-]?\d+)\.\s*([+-]?\d+)\.\s*([+-]?\d+)\.\s*([+-]?\d+)(?:\s.*)?", re.DOTALL
+)
+
+
+def _openssl_ipv4(text: str) -> str | None:
+    match = _OPENSSL_IPV4.fullmatch(text)
+    if match is None:
+        return None
+    octets = [int(group) for group in match.groups()]
+    if all(0 <= octet <= 255 for octet in octets):
+        return ".".join(map(str, octets))
+    return None
+
+
+def canonical_ip(text: str) -> str | None:
+    """The canonical form of ``text`` when it is an IP address in any spelling OpenSSL
+    accepts for a server_hostname (``127.000.0.1``, ``0:0::1``, ``[::1]``), else None."""
+    v4 = _openssl_ipv4(text)
+    if v4 is not None:
+        return v4
+    if ":" not in text:
+        return None
+    candidate = text.strip().strip("[]")
+    head, _, tail = candidate.rpartition(":")
+    if "." in tail:
+        tail_v4 = _openssl_ipv4(tail)
+        if tail_v4 is not None:
+            candidate = f"{head}:{tail_v4}"
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
+def is_plain_host(name: str) -> bool:
+    """Whether a normalised name is a canonical IP address or an ordinary DNS name —
+    nothing a verifier could read one way and a rule lookup another."""
+    return _DNS_NAME.fullmatch(name) is not None or canonical_ip(name) == name
 
 
 def normalize_host(host: str) -> str:
     """Lower-case A-label form without a trailing dot, as TLS clients send in SNI; IP
     addresses in their canonical form (``0:0::1`` is ``::1``), so that no spelling of an
     address escapes the rule written for it."""
-    if ":" in host or (host[-1:].isdigit() and host.replace(".", "").isdigit()):
-        canonical = _canonical_ip(host)
+    if ":" in host or host[:1].isdigit() or host[:1] in "+-" or host[:1].isspace():
+        canonical = canonical_ip(host)
         if canonical is not None:
             return canonical
     if host.isascii():
@@ -49,27 +95,6 @@ def _a_labels(host: str) -> list[str]:
     if legacy and legacy not in forms:
         forms.append(legacy)
     return forms
-
-
-def _canonical_ip(text: str) -> str | None:
-    parts = text.split(".")
-    if ":" not in text and len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
-        # Dotted quad with leading zeros ("127.000.000.001"), which ipaddress refuses
-        # but some resolvers and verifiers read as the same address.
-        octets = [int(p) for p in parts]
-        return ".".join(map(str, octets)) if all(o < 256 for o in octets) else None
-    try:
-        return str(ipaddress.ip_address(text.strip("[]")))
-    except ValueError:
-        return None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 PatternKind = Literal["exact", "one-label", "subtree"]
@@ -112,10 +137,13 @@ class HostPattern:
             kind = "subtree" if include_subdomains else "exact"
             include_base = True
             rest = raw
-        if _is_ip(rest):
+        if any(c.isspace() for c in rest):
+            raise PolicyError(f"host pattern {raw!r} contains whitespace")
+        address = canonical_ip(rest)
+        if address is not None:
             if kind != "exact":
                 raise PolicyError(f"host pattern {raw!r}: an IP address cannot have subdomains")
-            return (cls(raw, str(ipaddress.ip_address(rest.strip("[]"))), kind, include_base),)
+            return (cls(raw, address, kind, include_base),)
         if "*" in rest:
             raise PolicyError(
                 f"host pattern {raw!r}: '*' is only allowed as a whole first label "
@@ -128,6 +156,11 @@ class HostPattern:
             for label in base.split("."):
                 if not _LABEL.match(label):
                     raise PolicyError(f"host pattern {raw!r}: {label!r} is not a valid DNS label")
+            if _DNS_NAME.fullmatch(base) is None:
+                raise PolicyError(
+                    f"host pattern {raw!r}: its last label is all digits, so clients may "
+                    "read it as an IP address; write the address in full (a.b.c.d) or a name"
+                )
         return tuple(cls(raw, base, kind, include_base) for base in bases)
 
     @property

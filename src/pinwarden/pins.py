@@ -169,9 +169,13 @@ class Pin:
                     csr = x509.load_pem_x509_csr(data)
                 else:
                     csr = x509.load_der_x509_csr(data)
-            except ValueError as exc:
+            except Exception as exc:  # ValueError, InvalidVersion...
                 raise CertificateError(f"not a readable CSR: {exc}") from None
-        return cls.from_spki(_spki_of_key(csr.public_key()), algorithm)
+        try:
+            key = csr.public_key()
+        except Exception as exc:  # UnsupportedAlgorithm for key types cryptography lacks
+            raise CertificateError(f"the CSR's public key cannot be read: {exc}") from None
+        return cls.from_spki(_spki_of_key(key), algorithm)
 
     # -- using ---------------------------------------------------------------------------
 
@@ -240,14 +244,14 @@ def certificate_der(cert: CertificateLike) -> bytes:
     if _PEM_CERT in data:
         try:
             certs = x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
+        except Exception as exc:  # ValueError, InvalidVersion...
             raise CertificateError(f"not a readable PEM certificate: {exc}") from None
         if len(certs) != 1:
             raise CertificateError(f"expected one certificate, the PEM holds {len(certs)}")
         return certs[0].public_bytes(serialization.Encoding.DER)
     try:
         x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except Exception as exc:  # ValueError, InvalidVersion...
         raise CertificateError(f"not a readable DER certificate: {exc}") from None
     return data
 

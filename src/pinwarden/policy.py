@@ -45,7 +45,8 @@ _RULE_KEYS = {
     "name",
 }
 _LOCKOUT = (
-    "an enforced rule needs at least two distinct pins: the current key and a backup "
+    "an enforced rule needs pins of at least two distinct keys (two sha256 pins): the "
+    "current key and a backup "
     "(a key kept offline, or a second CA). With one pin, losing or rotating that key "
     "locks every client out until it is updated. Add a backup pin, or set "
     "allow_single_pin = true if you accept that risk"
@@ -87,7 +88,9 @@ class PinRule:
             raise PolicyError(
                 f"{dup} is listed twice; a backup pin must be a different key", key="pins"
             )
-        if self.mode is Mode.ENFORCE and len(self.pins) < 2 and not self.allow_single_pin:
+        # Two keys, not two hashes: a sha256 and a sha1 pin may well be the same key.
+        keys = max(sum(p.algorithm == alg for p in self.pins) for alg in ("sha256", "sha1"))
+        if self.mode is Mode.ENFORCE and keys < 2 and not self.allow_single_pin:
             raise PolicyError(_LOCKOUT, key="pins")
         if self.expires_at is not None and self.expires_at.tzinfo is None:
             raise PolicyError(
@@ -108,7 +111,7 @@ class PinRule:
 
         if not isinstance(data, Mapping):
             raise fail(f"a rule must be a table, got {type(data).__name__}")
-        unknown = sorted(set(data) - _RULE_KEYS)
+        unknown = sorted(map(repr, set(data) - _RULE_KEYS))
         if unknown:
             raise fail(
                 f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_RULE_KEYS))}"
@@ -249,9 +252,14 @@ def _expiry(value: object, fail: Any) -> dt.datetime | None:
                 "a datetime needs a UTC offset (e.g. 2027-06-01T00:00:00Z); or give a date",
                 "expires",
             )
-        return value.astimezone(dt.timezone.utc)
+        try:
+            return value.astimezone(dt.timezone.utc)
+        except OverflowError:
+            raise fail(f"{value.isoformat()} is out of range", "expires") from None
     if isinstance(value, dt.date):
         # "expires = 2027-06-01": enforced through that whole UTC day, open from the next.
+        if value == dt.date.max:
+            raise fail(f"{value.isoformat()} is out of range", "expires")
         return dt.datetime.combine(value + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
     raise fail(f"{value!r} is not a date", "expires")
 
@@ -299,14 +307,14 @@ class Policy:
         """Build from a mapping shaped like the TOML file: ``{"pin": [{...}, ...]}``."""
         if not isinstance(data, Mapping):
             raise PolicyError("a policy must be a table", source=source)
-        unknown = sorted(set(data) - {"pin", "version"})
+        unknown = sorted(map(repr, set(data) - {"pin", "version"}))
         if unknown:
             raise PolicyError(
                 f"unknown top-level key(s) {', '.join(unknown)}; rules go in [[pin]] tables",
                 source=source,
             )
         version = data.get("version", 1)
-        if version != 1:
+        if type(version) is not int or version != 1:
             raise PolicyError(
                 f"unsupported policy version {version!r} (this pinwarden reads 1)",
                 source=source,
@@ -326,6 +334,9 @@ class Policy:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"not valid TOML: {exc}", source=source) from None
+        except (ValueError, RecursionError) as exc:
+            # Deep nesting or an integer past Python's digit limit.
+            raise PolicyError(f"not a readable TOML document: {exc}", source=source) from None
         return cls.from_dict(data, source=source)
 
     @classmethod

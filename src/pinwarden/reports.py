@@ -23,9 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from pinwarden._version import __version__
 from pinwarden.hosts import normalize_host
 from pinwarden.verify import Verdict
@@ -39,8 +36,8 @@ _DATE_FIELDS = ("date-time", "effective-expiration-date")
 
 
 def _pem(der: bytes) -> str:
-    cert = x509.load_der_x509_certificate(der)
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    # No parsing: a served certificate may be one cryptography refuses to read.
+    return ssl.DER_cert_to_PEM_cert(der)
 
 
 def build_report(

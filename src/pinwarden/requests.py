@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -22,7 +23,7 @@ from pinwarden.tls import PinnedSSLContext, create_context
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 
-__all__ = ["PinnedAdapter", "PinnedSession", "pinned_session"]
+__all__ = ["PinnedAdapter", "PinnedSession", "PlainHTTPGuard", "pinned_session"]
 
 
 class PinnedAdapter(HTTPAdapter):
@@ -72,6 +73,26 @@ class PinnedAdapter(HTTPAdapter):
             conn.cert_reqs = "CERT_REQUIRED"
 
 
+class PlainHTTPGuard(HTTPAdapter):
+    """The ``http://`` adapter of a pinned session: plain HTTP to a host the policy
+    pins is refused (it would carry no TLS at all); other hosts are served as usual."""
+
+    def __init__(self, policy: Policy, **kwargs: Any) -> None:
+        self.policy = policy
+        super().__init__(**kwargs)
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        host = urlsplit(request.url or "").hostname or ""
+        if host and self.policy.rule_for(host) is not None:
+            raise PinwardenError(
+                f"plain http:// to {host}, which the policy pins, is refused: "
+                "a pinned host is only reached over https://"
+            )
+        return super().send(request, *args, **kwargs)
+
+
 class PinnedSession(requests.Session):
     """A :class:`requests.Session` with a :class:`PinnedAdapter` for ``https://``.
 
@@ -84,6 +105,7 @@ class PinnedSession(requests.Session):
     def __init__(self, context: PinnedSSLContext) -> None:
         super().__init__()
         self.mount("https://", PinnedAdapter(context))
+        self.mount("http://", PlainHTTPGuard(context.policy))
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any

@@ -17,162 +17,40 @@ import logging
 import ssl
 import sys
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from pinwarden.checker import (
+    _PRIVATE_CHAIN_API,
+    _PUBLIC_CHAIN_API,
+    Connection,
+    PinChecker,
+    served_chain,
+    verified_chain,
+)
 from pinwarden.errors import CertificateError, PinValidationError, UnsupportedPlatformError
-from pinwarden.hosts import normalize_host
 from pinwarden.policy import Policy
-from pinwarden.reports import Reporter, Violation, build_report
-from pinwarden.verify import Outcome, Verdict, evaluate
+from pinwarden.reports import Reporter, Violation
+from pinwarden.verify import Verdict
 
 __all__ = ["PinnedSSLContext", "create_context", "served_chain", "verified_chain"]
 
 logger = logging.getLogger("pinwarden")
 
-# Probe once which chain API this interpreter has (DESIGN.md pitfall 3): public
-# get_verified_chain() since 3.13 (DER bytes), private _sslobj.get_verified_chain() on
-# 3.10-3.12 (_ssl.Certificate objects, or None).
-_PUBLIC_CHAIN_API = hasattr(ssl.SSLObject, "get_verified_chain")
-_PRIVATE_CHAIN_API = hasattr(getattr(_ssl, "_SSLSocket", None), "get_verified_chain")
-_DER = getattr(_ssl, "ENCODING_DER", 2)
-_RESUMPTION_CACHE = 512
-_EXPIRED_LOG_EVERY = 3600.0
-
-Connection = ssl.SSLSocket | ssl.SSLObject
+# The stdlib classes as they were when pinwarden was imported: the pinned classes derive
+# from them, and a library that later replaces ssl.SSLContext (truststore's
+# inject_into_ssl, eventlet, gevent) breaks the stdlib's own property setters.
+_STDLIB_CONTEXT = ssl.SSLContext
+# The C-level switches, set directly: the stdlib's Python setters look SSLContext up as a
+# module global, which recurses once that global was replaced.
+_CHECK_HOSTNAME: Any = vars(_ssl._SSLContext)["check_hostname"]
+_VERIFY_MODE: Any = vars(_ssl._SSLContext)["verify_mode"]
 
 
-def _chain(conn: Connection, verified: bool) -> list[bytes]:
-    if _PUBLIC_CHAIN_API:
-        method = "get_verified_chain" if verified else "get_unverified_chain"
-        return list(getattr(conn, method)())
-    sslobj = getattr(conn, "_sslobj", None)
-    if sslobj is None:
-        return []
-    certs = getattr(sslobj, "get_verified_chain" if verified else "get_unverified_chain")()
-    return [cert.public_bytes(_DER) for cert in certs or ()]
-
-
-def verified_chain(conn: Connection) -> list[bytes]:
-    """DER certificates of the chain OpenSSL verified (leaf first, trust anchor last);
-    empty on a resumed session or when verification was off."""
-    return _chain(conn, verified=True)
-
-
-def served_chain(conn: Connection) -> list[bytes]:
-    """DER certificates exactly as the server sent them (untrusted)."""
-    return _chain(conn, verified=False)
-
-
-class _PinChecker:
-    """Per-context state: the policy, where violations go, and the verified chains of
-    earlier full handshakes for resumed sessions (which carry no verified chain)."""
-
-    def __init__(
-        self,
-        policy: Policy,
-        on_violation: Callable[[Violation], object] | None,
-        reporter: Reporter | None,
-        clock: Callable[[], dt.datetime],
-    ) -> None:
-        self.policy = policy
-        self.on_violation = on_violation
-        self.reporter = reporter
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._chains: OrderedDict[tuple[str, bytes], list[bytes]] = OrderedDict()
-        self._expired_logged: dict[str, float] = {}
-
-    def check(self, conn: Connection, context: ssl.SSLContext) -> Verdict:
-        # check_hostname=True is only possible with verification on (CERT_OPTIONAL means
-        # CERT_REQUIRED for a client), so one cheap attribute read covers both switches.
-        if not context.check_hostname:
-            raise PinValidationError(
-                "certificate or hostname verification was turned off on this context "
-                f"(verify_mode={context.verify_mode.name}, "
-                f"check_hostname={context.check_hostname}); "
-                "pinwarden adds pins to CA validation and refuses to pin without it"
-            )
-        if not conn.server_hostname:
-            raise PinValidationError("no server_hostname: cannot tell which pins apply")
-        hostname = normalize_host(conn.server_hostname)
-        match = self.policy.rule_for(hostname)
-        if match is None:
-            return Verdict(hostname, Outcome.NOT_PINNED, ())
-        chain = verified_chain(conn)
-        resumed = bool(conn.session_reused)
-        if chain:
-            if not resumed:
-                self._remember((hostname, chain[0]), chain)
-        elif resumed:
-            # CPython gives no verified chain on a resumed session (openssl#13673): use
-            # the chain OpenSSL verified for this leaf in the full handshake that made
-            # the session, or fail closed.
-            chain = self._recall((hostname, conn.getpeercert(binary_form=True) or b""))
-        now = self.clock() if match.rule.expires_at is not None else None
-        verdict = evaluate(match, hostname, tuple(chain), now)
-        if verdict.outcome is Outcome.EXPIRED:
-            self._log_expired(verdict)
-        elif verdict.violation:
-            self._violation(conn, verdict, resumed)
-        return verdict
-
-    def _remember(self, key: tuple[str, bytes], chain: list[bytes]) -> None:
-        if self._chains.get(key) == chain:
-            return  # the usual case, the same server again: no lock, no reordering
-        with self._lock:
-            self._chains[key] = chain
-            self._chains.move_to_end(key)
-            while len(self._chains) > _RESUMPTION_CACHE:
-                self._chains.popitem(last=False)
-
-    def _recall(self, key: tuple[str, bytes]) -> list[bytes]:
-        with self._lock:
-            return list(self._chains.get(key, ()))
-
-    def _log_expired(self, verdict: Verdict) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last = self._expired_logged.get(verdict.hostname)
-            if last is not None and now - last < _EXPIRED_LOG_EVERY:
-                return
-            if len(self._expired_logged) > 10_000:
-                self._expired_logged.clear()
-            self._expired_logged[verdict.hostname] = now
-        logger.warning("pinwarden: %s", verdict.message())
-
-    def _violation(self, conn: Connection, verdict: Verdict, resumed: bool) -> None:
-        message = verdict.message()
-        if verdict.outcome is Outcome.NO_CHAIN and resumed:
-            message += (
-                " (resumed TLS session: OpenSSL keeps no verified chain for it and no "
-                "verified handshake with this certificate is on record; open a new session)"
-            )
-        blocked = not verdict.allowed
-        try:
-            port = conn.getpeername()[1] if isinstance(conn, ssl.SSLSocket) else None
-        except OSError:
-            port = None
-        report = build_report(verdict, port=port, served_chain=served_chain(conn), now=self.clock())
-        if self.on_violation is not None:
-            try:
-                self.on_violation(Violation(verdict, report, blocked))
-            except Exception:
-                logger.exception("pinwarden: on_violation callback failed (ignored)")
-        uri = verdict.rule.report_uri if verdict.rule else None
-        if uri and self.reporter is not None:
-            self.reporter.submit(uri, report)
-        if blocked:
-            raise PinValidationError(message, verdict)
-        logger.warning("pinwarden: report-only: %s", message)
-
-
-def _checker(conn: Connection) -> tuple[_PinChecker, ssl.SSLContext]:
+def _checker(conn: Connection) -> tuple[PinChecker, ssl.SSLContext]:
     context = conn.context
     checker = getattr(context, "_pinwarden_checker", None)
-    if not isinstance(checker, _PinChecker):
+    if not isinstance(checker, PinChecker):
         raise PinValidationError(
             "this connection's context was not made by pinwarden.create_context"
         )
@@ -198,6 +76,13 @@ class _PinnedConnection:
             self._pin_result = exc
             self._pin_fail()
             raise
+        except Exception as exc:
+            # Anything unforeseen in the check fails closed, as the certificate error
+            # every client knows how to report.
+            error = PinValidationError(f"the pin check could not complete: {exc!r}")
+            self._pin_result = error
+            self._pin_fail()
+            raise error from exc
 
     def _pin_fail(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -273,16 +158,58 @@ class PinnedSSLObject(_PinnedConnection, ssl.SSLObject):
 
 class PinnedSSLContext(ssl.SSLContext):
     """An :class:`ssl.SSLContext` whose connections check pins after CA validation.
-    Create it with :func:`create_context`."""
+    Create it with :func:`create_context`.
+
+    Turning verification off on it (``check_hostname = False`` or ``verify_mode =
+    CERT_NONE``) is allowed, as some libraries do it, but from then on every connection
+    is refused, even if it is turned back on: CPython copies those switches into each
+    connection when it is created, and under CERT_NONE OpenSSL still reports the chain
+    its failed verification built.
+    """
 
     sslsocket_class = PinnedSSLSocket
     sslobject_class = PinnedSSLObject
-    _pinwarden_checker: _PinChecker
+    _pinwarden_checker: PinChecker
+    _pinwarden_verification_off = False
 
     @property
     def policy(self) -> Policy:
         """The (immutable) pin policy of this context."""
         return self._pinwarden_checker.policy
+
+    @property
+    def check_hostname(self) -> bool:
+        return bool(_CHECK_HOSTNAME.__get__(self))
+
+    @check_hostname.setter
+    def check_hostname(self, value: bool) -> None:
+        _CHECK_HOSTNAME.__set__(self, value)
+        if not value:
+            self._pinwarden_verification_off = True
+
+    @property  # type: ignore[override]
+    def verify_mode(self) -> ssl.VerifyMode:
+        return ssl.VerifyMode(_VERIFY_MODE.__get__(self))
+
+    @verify_mode.setter
+    def verify_mode(self, value: ssl.VerifyMode) -> None:
+        _VERIFY_MODE.__set__(self, value)
+        if value == ssl.CERT_NONE:
+            self._pinwarden_verification_off = True
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = super().wrap_socket(*args, **kwargs)
+        if not isinstance(sock, PinnedSSLSocket):
+            # sslsocket_class was replaced on this instance, or by a patched ssl module.
+            sock.close()
+            raise PinValidationError("the context no longer makes pinned sockets; refused")
+        return sock
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        obj = super().wrap_bio(*args, **kwargs)
+        if not isinstance(obj, PinnedSSLObject):
+            raise PinValidationError("the context no longer makes pinned connections; refused")
+        return obj
 
 
 def _utcnow() -> dt.datetime:
@@ -299,6 +226,22 @@ def _default_reporter() -> Reporter:
         if _DEFAULT_REPORTER is None:
             _DEFAULT_REPORTER = Reporter()
         return _DEFAULT_REPORTER
+
+
+def _refuse_patched_ssl() -> None:
+    patched = [
+        cls.__bases__[-1]
+        for cls in (PinnedSSLContext, PinnedSSLSocket, PinnedSSLObject)
+        if cls.__bases__[-1].__module__ != "ssl"
+    ]
+    if patched or ssl.SSLContext is not _STDLIB_CONTEXT:
+        where = patched[0] if patched else ssl.SSLContext
+        raise UnsupportedPlatformError(
+            f"the ssl module was patched ({where.__module__}.{where.__qualname__} replaces "
+            "the standard class: truststore.inject_into_ssl, eventlet or gevent monkey "
+            "patching); pinned connections could bypass the pin check, so pinwarden "
+            "refuses. Use pinwarden's context without that patching."
+        )
 
 
 def create_context(
@@ -331,8 +274,13 @@ def create_context(
         )
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be a pinwarden.Policy, got {type(policy).__name__}")
+    _refuse_patched_ssl()
     context = PinnedSSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # A TLS 1.2 renegotiation could swap the server's chain after the pin check.
+    context.options |= ssl.OP_NO_RENEGOTIATION
+    # Names are checked against subjectAltName only, as browsers and urllib3 do.
+    context.hostname_checks_common_name = False
     if sys.version_info >= (3, 13):
         # Same strictness as ssl.create_default_context() on this Python.
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
@@ -346,7 +294,7 @@ def create_context(
             raise CertificateError(f"cannot load trust anchors from {what}: {exc}") from None
     if reporter is None and send_reports:
         reporter = _default_reporter()
-    context._pinwarden_checker = _PinChecker(
+    context._pinwarden_checker = PinChecker(
         policy, on_violation, reporter if send_reports else None, clock or _utcnow
     )
     return context

@@ -98,8 +98,8 @@ class Verdict:
 def _subject(der: bytes) -> str:
     try:
         return x509.load_der_x509_certificate(der).subject.rfc4514_string()
-    except ValueError:
-        return "<unreadable certificate>"
+    except Exception:  # ValueError, InvalidVersion...: a message must never fail
+        return "<certificate cryptography cannot read>"
 
 
 def verify(

@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from conftest import World
 from pinwarden.cli import main
@@ -126,3 +127,20 @@ def test_unreachable_is_unknown_exit_3(capsys: pytest.CaptureFixture[str]) -> No
 def test_missing_cafile_is_an_input_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "localhost:443", "--cafile", "/nonexistent.pem"]) == 2
     assert "/nonexistent.pem" in capsys.readouterr().err
+
+
+def test_a_served_certificate_cryptography_refuses_is_shown_not_crashed(
+    world: World, cafile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    der = world.other_root.cert.public_bytes(Encoding.DER)
+    at = der.find(b"\xa0\x03\x02\x01\x02")
+    odd = der[:at] + b"\xa0\x03\x02\x01\x03" + der[at + 5 :]  # claims X.509 version 4
+    with TLSServer(world.leaf, extra=[odd]) as server:
+        assert main(["inspect", f"localhost:{server.port}", "--cafile", cafile, "--json"]) == 0
+    served = json.loads(capsys.readouterr().out)["served_chain"]
+    assert len(served) == 3
+    assert "cannot read" in served[2]["subject"]
+    assert served[2]["pin"] == str(world.other_root.pin)
+    with TLSServer(world.leaf, extra=[odd]) as server:
+        assert main(["inspect", f"localhost:{server.port}", "--cafile", cafile]) == 0
+    assert "cannot read" in capsys.readouterr().out

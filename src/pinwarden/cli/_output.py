@@ -31,10 +31,15 @@ def emit_json(data: Any) -> None:
 
 
 def _validity(info: CertInfo, now: dt.datetime) -> str:
-    days = info.days_left(now)
-    left = f"{days} days left" if days >= 0 else f"[red]EXPIRED {-days} days ago[/red]"
-    if days < 0 or now < info.not_before:
-        left = left if days < 0 else "[red]not yet valid[/red]"
+    if info.not_before is None or info.not_after is None:
+        return "unknown"
+    days = (info.not_after - now).days
+    if days < 0:
+        left = f"[red]EXPIRED {-days} days ago[/red]"
+    elif now < info.not_before:
+        left = "[red]not yet valid[/red]"
+    else:
+        left = f"{days} days left"
     return f"{info.not_before:%Y-%m-%d} → {info.not_after:%Y-%m-%d} ({left})"
 
 
@@ -49,5 +54,5 @@ def render_chain(
         console.print(f"{pad}issuer       {escape(info.issuer)}")
         console.print(f"{pad}key          {info.key}")
         console.print(f"{pad}validity     {_validity(info, now)}")
-        console.print(f"{pad}pin          [green]{info.pin}[/green]")
+        console.print(f"{pad}pin          [green]{info.pin or 'unreadable'}[/green]")
         console.print(f"{pad}fingerprint  sha256:{info.fingerprint_sha256}  (not a pin)")

@@ -40,9 +40,15 @@ def generate_key(key_type: KeyType = "ec-p256") -> PrivateKey:
     raise ValueError(f"unknown key type {key_type!r}")
 
 
-def pem(*certs: x509.Certificate) -> bytes:
-    """PEM text of one or more certificates, concatenated."""
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+def pem(*certs: x509.Certificate | bytes) -> bytes:
+    """PEM text of one or more certificates (objects, or DER bytes — which may be
+    certificates cryptography itself would refuse), concatenated."""
+    return b"".join(
+        ssl.DER_cert_to_PEM_cert(c).encode("ascii")
+        if isinstance(c, bytes)
+        else c.public_bytes(serialization.Encoding.PEM)
+        for c in certs
+    )
 
 
 def _name(common_name: str) -> x509.Name:
@@ -104,11 +110,12 @@ class Issued:
     def server_context(
         self,
         *,
-        extra: Sequence[x509.Certificate] = (),
+        extra: Sequence[x509.Certificate | bytes] = (),
         maximum_version: ssl.TLSVersion | None = None,
     ) -> ssl.SSLContext:
         """A server-side context serving this certificate, its chain, and ``extra``
-        certificates appended after them (to test clients against padded chains)."""
+        certificates (objects or raw DER) appended after them, to test clients against
+        padded or malformed chains."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         if maximum_version is not None:
             context.maximum_version = maximum_version

@@ -94,7 +94,7 @@ class TLSServer:
         self,
         issued: Issued,
         *,
-        extra: Sequence[x509.Certificate] = (),
+        extra: Sequence[x509.Certificate | bytes] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         maximum_version: ssl.TLSVersion | None = None,
@@ -116,7 +116,7 @@ class TLSServer:
         self._httpd.owner = self
         self._thread: threading.Thread | None = None
 
-    def serve(self, issued: Issued, *, extra: Sequence[x509.Certificate] = ()) -> None:
+    def serve(self, issued: Issued, *, extra: Sequence[x509.Certificate | bytes] = ()) -> None:
         """Serve another chain from now on (new connections only)."""
         self.issued = issued
         self._context = issued.server_context(extra=extra, maximum_version=self._maximum_version)
