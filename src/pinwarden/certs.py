@@ -55,13 +55,15 @@ class LoadedObject:
 
 
 def load_objects(
-    data: bytes, *, source: str = "<bytes>", password: bytes | str | None = None
+    data: bytes | str, *, source: str = "<bytes>", password: bytes | str | None = None
 ) -> list[LoadedObject]:
     """Every certificate, private key, public key and CSR in PEM data (any number of
     blocks, other text ignored) or in a single DER object.
 
     Raises :class:`~pinwarden.errors.CertificateError` naming ``source`` and the block
     when something cannot be read, or when nothing is found."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
     if b"-----BEGIN" in data:
         blocks = _pem_blocks(data, source)
         found = [

@@ -19,7 +19,7 @@ from pinwarden.policy import Policy
 from pinwarden.reports import Reporter, Violation, build_report
 from pinwarden.verify import Outcome, Verdict, evaluate
 
-__all__ = ["Connection", "PinChecker", "served_chain", "verified_chain"]
+__all__ = ["HAS_CHAIN_API", "Connection", "PinChecker", "served_chain", "verified_chain"]
 
 logger = logging.getLogger("pinwarden")
 
@@ -28,6 +28,7 @@ logger = logging.getLogger("pinwarden")
 # 3.10-3.12 (_ssl.Certificate objects, or None).
 _PUBLIC_CHAIN_API = hasattr(ssl.SSLObject, "get_verified_chain")
 _PRIVATE_CHAIN_API = hasattr(getattr(_ssl, "_SSLSocket", None), "get_verified_chain")
+HAS_CHAIN_API = _PUBLIC_CHAIN_API or _PRIVATE_CHAIN_API
 _DER = getattr(_ssl, "ENCODING_DER", 2)
 _RESUMPTION_CACHE = 512
 _EXPIRED_LOG_EVERY = 3600.0

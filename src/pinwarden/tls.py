@@ -13,21 +13,13 @@ from __future__ import annotations
 import _ssl
 import contextlib
 import datetime as dt
-import logging
 import ssl
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from pinwarden.checker import (
-    _PRIVATE_CHAIN_API,
-    _PUBLIC_CHAIN_API,
-    Connection,
-    PinChecker,
-    served_chain,
-    verified_chain,
-)
+from pinwarden.checker import HAS_CHAIN_API, Connection, PinChecker, served_chain, verified_chain
 from pinwarden.errors import CertificateError, PinValidationError, UnsupportedPlatformError
 from pinwarden.policy import Policy
 from pinwarden.reports import Reporter, Violation
@@ -35,7 +27,6 @@ from pinwarden.verify import Verdict
 
 __all__ = ["PinnedSSLContext", "create_context", "served_chain", "verified_chain"]
 
-logger = logging.getLogger("pinwarden")
 
 # The stdlib classes as they were when pinwarden was imported: the pinned classes derive
 # from them, and a library that later replaces ssl.SSLContext (truststore's
@@ -267,7 +258,7 @@ def create_context(
     Raises :class:`~pinwarden.errors.UnsupportedPlatformError` on a Python without a
     verified-chain API, :class:`~pinwarden.errors.CertificateError` for unreadable CAs.
     """
-    if not (_PUBLIC_CHAIN_API or _PRIVATE_CHAIN_API):
+    if not HAS_CHAIN_API:
         raise UnsupportedPlatformError(
             f"Python {sys.version.split()[0]} exposes no verified certificate chain "
             "(needs CPython 3.10+ with OpenSSL); pins cannot be checked safely"
