@@ -25,15 +25,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 2)
     except InputError as exc:
-        err().print(f"pinwarden: error: {exc}", markup=False)
+        _one_line("error", exc)
         return 2
     except NetworkError as exc:
-        err().print(f"pinwarden: could not determine: {exc}", markup=False)
+        _one_line("could not determine", exc)
         return 3
     except PinwardenError as exc:
-        err().print(f"pinwarden: error: {exc}", markup=False)
+        _one_line("error", exc)
         return 2
     return 0
+
+
+def _one_line(what: str, exc: Exception) -> None:
+    message = " ".join(str(exc).split())
+    err().print(f"pinwarden: {what}: {message}", markup=False, soft_wrap=True)
 
 
 def run() -> None:
