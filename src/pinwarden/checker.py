@@ -96,7 +96,7 @@ class PinChecker:
                 f"server_hostname {conn.server_hostname!r} is neither a DNS name nor an IP "
                 "address in a form pinwarden can match to a rule; refused"
             )
-        match = self.policy.rule_for(hostname)
+        match = self.policy.rule_for_normalized(hostname)
         if match is None:
             return Verdict(hostname, Outcome.NOT_PINNED, ())
         chain = verified_chain(conn)

@@ -361,7 +361,11 @@ class Policy:
 
     def rule_for(self, host: str) -> RuleMatch | None:
         """The most specific rule covering ``host`` (see the module docstring)."""
-        name = normalize_host(host)
+        return self.rule_for_normalized(normalize_host(host))
+
+    def rule_for_normalized(self, name: str) -> RuleMatch | None:
+        """:meth:`rule_for` for a name already passed through ``normalize_host`` (the
+        handshake path normalises once and uses the name twice)."""
         index = self._index
         suffix = name
         depth = 0

@@ -121,7 +121,7 @@ def verify(
         for c in verified_chain
     )
     name = normalize_host(hostname)
-    return evaluate(policy.rule_for(name), name, chain, now)
+    return evaluate(policy.rule_for_normalized(name), name, chain, now)
 
 
 def evaluate(
