@@ -299,9 +299,12 @@ def load_private_key(data: bytes, password: bytes | str | None = None) -> Privat
             raise CertificateError("the private key is encrypted: a password is needed") from None
         raise CertificateError(f"private key: {exc}") from None
     except ValueError as exc:
-        if secret is not None and "password" in str(exc).lower():
+        # Traditional PEM encryption ("Proc-Type: 4,ENCRYPTED") has no integrity check:
+        # a wrong password sometimes decrypts to garbage that fails as a parse error.
+        encrypted = b"ENCRYPTED" in data[:200] or "password" in str(exc).lower()
+        if secret is not None and encrypted:
             raise CertificateError(
-                "the private key could not be decrypted: wrong password"
+                "the private key could not be decrypted: wrong password (or a corrupt key)"
             ) from None
         raise CertificateError(f"not a readable private key: {exc}") from None
     except Exception as exc:  # cryptography raises its own types for unsupported algorithms
