@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import ipaddress
 import socket
 import ssl
 import threading
@@ -18,7 +19,14 @@ from pinwarden.testing.ca import Issued
 
 __all__ = ["ReceivedRequest", "TLSServer"]
 
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,9 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 
 
 class TLSServer:
-    """An HTTPS/1.1 server on 127.0.0.1 serving ``issued``'s chain, answering every GET,
-    POST or PUT with 200 and ``response_body``, and recording what it received.
+    """An HTTPS/1.1 server on 127.0.0.1 (or another loopback address: ``host``) serving
+    ``issued``'s chain, answering every GET, POST or PUT with 200 and ``response_body``,
+    and recording what it received.
 
     Use as a context manager, or :meth:`start` / :meth:`stop`. :meth:`serve` switches the
     chain (and the ``extra`` certificates appended to it) while running.
@@ -100,7 +109,7 @@ class TLSServer:
         maximum_version: ssl.TLSVersion | None = None,
         response_body: bytes = b"hello from the pinwarden test server\n",
     ) -> None:
-        if host not in _LOOPBACK:
+        if not _is_loopback(host):
             raise ValueError(f"the test server only listens on loopback, not {host!r}")
         self.host = host
         self.response_body = response_body
