@@ -17,9 +17,17 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtensionOID
 
-from pinwarden._der import first_element
+from pinwarden._der import first_element, spki_of_certificate
 from pinwarden.errors import CertificateError
-from pinwarden.pins import Pin, certificate_der, fingerprint_sha256, spki_sha256
+from pinwarden.pins import (
+    Pin,
+    certificate_der,
+    fingerprint_sha256,
+    spki_of_csr,
+    spki_of_private_key,
+    spki_of_public_key,
+    spki_sha256,
+)
 
 __all__ = [
     "CertInfo",
@@ -44,7 +52,8 @@ _PUBLIC_LABELS = {b"PUBLIC KEY", b"RSA PUBLIC KEY"}
 class LoadedObject:
     """One thing found in a file: its kind, where it was (``source``, and ``index``: the
     1-based number of its PEM block in the file, counting blocks of every label, or 1
-    for a DER file), the pin of its public key, and for certificates the certificate."""
+    for a DER file), the pin of its public key, the DER SubjectPublicKeyInfo it was
+    computed from, and for certificates the certificate."""
 
     kind: ObjectKind
     source: str
@@ -52,6 +61,7 @@ class LoadedObject:
     pin: Pin
     certificate: x509.Certificate | None = None
     subject: str | None = None
+    spki: bytes | None = None
 
 
 def load_objects(
@@ -117,23 +127,33 @@ def _load_block(
                 cert = x509.load_pem_x509_certificate(pem.replace(label, b"CERTIFICATE"))
             return _cert_object(cert, source, index)
         if label in _CSR_LABELS:
-            return LoadedObject("csr", source, index, Pin.from_csr(pem))
+            return _key_object("csr", source, index, spki_of_csr(pem))
         if label in _PRIVATE_LABELS:
-            return LoadedObject("private-key", source, index, Pin.from_private_key(pem, password))
+            return _key_object("private-key", source, index, spki_of_private_key(pem, password))
         if label in _PUBLIC_LABELS:
-            return LoadedObject("public-key", source, index, Pin.from_public_key(pem))
+            return _key_object("public-key", source, index, spki_of_public_key(pem))
     except Exception as exc:  # ours, or cryptography's ValueError, InvalidVersion...
         raise CertificateError(f"{where}: {exc}") from None
     return None
 
 
+def _key_object(kind: ObjectKind, source: str, index: int, spki: bytes) -> LoadedObject:
+    return LoadedObject(kind, source, index, Pin.from_spki(spki), spki=spki)
+
+
 def _cert_object(cert: x509.Certificate, source: str, index: int) -> LoadedObject:
     try:
-        pin = Pin.from_certificate(cert)
+        spki = spki_of_certificate(certificate_der(cert))
     except CertificateError as exc:
         raise CertificateError(f"{source}: object {index}: {exc}") from None
     return LoadedObject(
-        "certificate", source, index, pin, certificate=cert, subject=cert.subject.rfc4514_string()
+        "certificate",
+        source,
+        index,
+        Pin.from_spki(spki),
+        certificate=cert,
+        subject=cert.subject.rfc4514_string(),
+        spki=spki,
     )
 
 
@@ -147,15 +167,15 @@ def _load_der(data: bytes, source: str, password: bytes | str | None) -> LoadedO
         csr = x509.load_der_x509_csr(data)
     if csr is not None:
         try:
-            return LoadedObject("csr", source, 1, Pin.from_csr(csr))
+            return _key_object("csr", source, 1, spki_of_csr(csr))
         except CertificateError as exc:
             raise CertificateError(f"{source}: {exc}") from None
     try:
-        return LoadedObject("public-key", source, 1, Pin.from_public_key(data))
+        return _key_object("public-key", source, 1, spki_of_public_key(data))
     except CertificateError:
         pass
     try:
-        return LoadedObject("private-key", source, 1, Pin.from_private_key(data, password))
+        return _key_object("private-key", source, 1, spki_of_private_key(data, password))
     except CertificateError as exc:
         if "password" in str(exc):
             raise CertificateError(f"{source}: {exc}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import re
@@ -35,6 +36,9 @@ __all__ = [
     "certificate_der",
     "fingerprint_sha256",
     "pin_diagnosis",
+    "spki_of_csr",
+    "spki_of_private_key",
+    "spki_of_public_key",
     "spki_sha256",
 ]
 
@@ -140,9 +144,7 @@ class Pin:
         cls, key: PublicKeyTypes | bytes | str, algorithm: Algorithm = "sha256"
     ) -> Pin:
         """The pin of a public key: a ``cryptography`` key, or PEM/DER SubjectPublicKeyInfo."""
-        if isinstance(key, (bytes, str)):
-            key = _load_public_key(key.encode() if isinstance(key, str) else key)
-        return cls.from_spki(_spki_of_key(key), algorithm)
+        return cls.from_spki(spki_of_public_key(key), algorithm)
 
     @classmethod
     def from_private_key(
@@ -153,29 +155,14 @@ class Pin:
     ) -> Pin:
         """The pin of the public half of a private key (PEM or DER, PKCS#8 or traditional,
         encrypted when ``password`` is given)."""
-        if isinstance(key, (bytes, str)):
-            key = load_private_key(key.encode() if isinstance(key, str) else key, password)
-        return cls.from_spki(_spki_of_key(key.public_key()), algorithm)
+        return cls.from_spki(spki_of_private_key(key, password), algorithm)
 
     @classmethod
     def from_csr(
         cls, csr: x509.CertificateSigningRequest | bytes | str, algorithm: Algorithm = "sha256"
     ) -> Pin:
         """The pin of the key in a certificate signing request (PEM or DER)."""
-        if isinstance(csr, (bytes, str)):
-            data = csr.encode() if isinstance(csr, str) else csr
-            try:
-                if b"-----BEGIN" in data:
-                    csr = x509.load_pem_x509_csr(data)
-                else:
-                    csr = x509.load_der_x509_csr(data)
-            except Exception as exc:  # ValueError, InvalidVersion...
-                raise CertificateError(f"not a readable CSR: {exc}") from None
-        try:
-            key = csr.public_key()
-        except Exception as exc:  # UnsupportedAlgorithm for key types cryptography lacks
-            raise CertificateError(f"the CSR's public key cannot be read: {exc}") from None
-        return cls.from_spki(_spki_of_key(key), algorithm)
+        return cls.from_spki(spki_of_csr(csr), algorithm)
 
     # -- using ---------------------------------------------------------------------------
 
@@ -270,19 +257,41 @@ def fingerprint_sha256(cert_der: bytes) -> bytes:
 
 def pin_diagnosis(pin: Pin, certificates: Iterable[CertificateLike]) -> str | None:
     """Explain a common mistake when ``pin`` is not an SPKI pin of any of
-    ``certificates`` but the SHA-256 fingerprint of one of them. None otherwise."""
+    ``certificates`` but another hash of one of them: its SHA-256 fingerprint, or the
+    SHA-256 of its raw public key (what iOS' ``SecKeyCopyExternalRepresentation`` gives).
+    None otherwise."""
+    from pinwarden.forms import forms_of_certificate  # forms builds on this module
+
     if pin.algorithm != "sha256":
         return None
-    ders = [certificate_der(c) for c in certificates]
+    ders: list[bytes] = []
+    for cert in certificates:
+        # A certificate only OpenSSL can read has no diagnosis to offer; never fail on it.
+        with contextlib.suppress(CertificateError):
+            ders.append(certificate_der(cert))
     if any(pin.matches(der) for der in ders):
         return None
     for der in ders:
-        if hmac.compare_digest(pin.digest, fingerprint_sha256(der)):
+        try:
+            forms = forms_of_certificate(der)
             subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
-            return (
-                f"{pin} is the SHA-256 fingerprint of the certificate {subject!r}, not the "
-                f"hash of its public key; its SPKI pin is {Pin.from_certificate(der)}"
+        except Exception:  # noqa: S112 - CertificateError, ValueError...: best effort
+            continue
+        if forms.cert_sha256 is not None and hmac.compare_digest(pin.digest, forms.cert_sha256):
+            what = "the SHA-256 fingerprint of the certificate"
+        elif forms.raw_key_sha256 is not None and hmac.compare_digest(
+            pin.digest, forms.raw_key_sha256
+        ):
+            what = (
+                "the SHA-256 of the raw public key (SecKeyCopyExternalRepresentation, "
+                "without the SPKI header) of the certificate"
             )
+        else:
+            continue
+        return (
+            f"{pin} is {what} {subject!r}, not the hash of its SubjectPublicKeyInfo; "
+            f"its SPKI pin is {forms.pin}"
+        )
     return None
 
 
@@ -309,6 +318,40 @@ def load_private_key(data: bytes, password: bytes | str | None = None) -> Privat
         raise CertificateError(f"not a readable private key: {exc}") from None
     except Exception as exc:  # cryptography raises its own types for unsupported algorithms
         raise CertificateError(f"not a readable private key: {exc}") from None
+
+
+def spki_of_public_key(key: PublicKeyTypes | bytes | str) -> bytes:
+    """DER SubjectPublicKeyInfo of a public key: a ``cryptography`` key, or PEM/DER SPKI."""
+    if isinstance(key, (bytes, str)):
+        key = _load_public_key(key.encode() if isinstance(key, str) else key)
+    return _spki_of_key(key)
+
+
+def spki_of_private_key(
+    key: PrivateKeyTypes | bytes | str, password: bytes | str | None = None
+) -> bytes:
+    """DER SubjectPublicKeyInfo of the public half of a private key (PEM or DER)."""
+    if isinstance(key, (bytes, str)):
+        key = load_private_key(key.encode() if isinstance(key, str) else key, password)
+    return _spki_of_key(key.public_key())
+
+
+def spki_of_csr(csr: x509.CertificateSigningRequest | bytes | str) -> bytes:
+    """DER SubjectPublicKeyInfo of the key in a certificate signing request (PEM or DER)."""
+    if isinstance(csr, (bytes, str)):
+        data = csr.encode() if isinstance(csr, str) else csr
+        try:
+            if b"-----BEGIN" in data:
+                csr = x509.load_pem_x509_csr(data)
+            else:
+                csr = x509.load_der_x509_csr(data)
+        except Exception as exc:  # ValueError, InvalidVersion...
+            raise CertificateError(f"not a readable CSR: {exc}") from None
+    try:
+        key = csr.public_key()
+    except Exception as exc:  # UnsupportedAlgorithm for key types cryptography lacks
+        raise CertificateError(f"the CSR's public key cannot be read: {exc}") from None
+    return _spki_of_key(key)
 
 
 def _load_public_key(data: bytes) -> PublicKeyTypes:

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 
 import typer
 
-from pinwarden.cli import demo, inspect, pin  # noqa: F401 - registers the commands
+from pinwarden.cli import (  # noqa: F401 - importing registers the commands
+    demo,
+    identify,
+    inspect,
+    keys,
+    pin,
+)
 from pinwarden.cli._app import app
 from pinwarden.cli._output import err
 from pinwarden.errors import InputError, NetworkError, PinwardenError

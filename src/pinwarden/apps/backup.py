@@ -1,0 +1,157 @@
+"""Backup keys: a key pair made now, kept offline, whose pin ships in the app before it
+is needed — so that a compromised or lost server key can be replaced without locking
+out every installed copy (RFC 7469 §4.3, and the article's advice)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from pinwarden.errors import InputError
+from pinwarden.hosts import canonical_ip, is_plain_host, normalize_host
+from pinwarden.pins import Pin
+
+__all__ = ["KEY_TYPES", "BackupKey", "KeyType", "generate_backup_key", "write_new_files"]
+
+KeyType = Literal["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"]
+KEY_TYPES: tuple[KeyType, ...] = get_args(KeyType)
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True)
+class BackupKey:
+    """A new private key (PEM, encrypted when a passphrase was given), its optional CSR
+    (PEM) and its SPKI pin."""
+
+    key_type: KeyType
+    key_pem: bytes
+    csr_pem: bytes | None
+    pin: Pin
+    encrypted: bool
+
+
+def _generate(key_type: KeyType) -> PrivateKey:
+    if key_type == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ec-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+
+
+def _subject(text: str) -> x509.Name:
+    try:
+        name = x509.Name.from_rfc4514_string(text)
+    except ValueError as exc:
+        why = f": {exc}" if str(exc) else ""
+        raise InputError(f"subject {text!r} is not an RFC 4514 name like 'CN=…,O=…'{why}") from None
+    if not list(name):
+        raise InputError("the CSR subject is empty; give e.g. --subject 'CN=api.example.com'")
+    return name
+
+
+def _dns_name(text: str) -> str:
+    """A SAN DNS name in A-label form (``bücher.example`` → ``xn--bcher-kva.example``)."""
+    try:
+        name = normalize_host(text.strip()) if text.strip() else ""
+    except InputError:
+        name = ""
+    if not name or not is_plain_host(name) or canonical_ip(name) is not None:
+        raise InputError(f"--san {text!r} is not a DNS name")
+    return name
+
+
+def generate_backup_key(
+    key_type: KeyType = "ec-p256",
+    *,
+    passphrase: bytes | None = None,
+    csr_subject: str | None = None,
+    csr_names: Sequence[str] = (),
+) -> BackupKey:
+    """Make a new key of ``key_type``; encrypt it with ``passphrase`` (PKCS#8, the best
+    encryption cryptography offers); with ``csr_subject``, also a CSR signed by the key
+    (``csr_names`` become its subjectAltName DNS names)."""
+    if key_type not in KEY_TYPES:
+        raise InputError(f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}")
+    if passphrase is not None and not passphrase:
+        raise InputError("the passphrase is empty")
+    subject = _subject(csr_subject) if csr_subject is not None else None
+    names = [_dns_name(n) for n in csr_names]
+    key = _generate(key_type)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    csr_pem = None
+    if subject is not None:
+        builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+        if names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+            )
+        algorithm = hashes.SHA384() if key_type == "ec-p384" else hashes.SHA256()
+        csr_pem = builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM)
+    return BackupKey(
+        key_type, key_pem, csr_pem, Pin.from_public_key(key.public_key()), bool(passphrase)
+    )
+
+
+def write_new_files(files: Sequence[tuple[Path, bytes, int]], *, force: bool = False) -> None:
+    """Write each ``(path, data, mode)`` so that either all files are written or none is
+    changed; never overwrite an existing file unless ``force``. Each file is written to
+    a temporary file in its directory with its final mode from the start (a private key
+    is never readable by others, not even for a moment), then moved into place."""
+    for path, _, _ in files:
+        if path.is_dir():
+            raise InputError(f"{path} is a directory")
+        if not force and (path.exists() or path.is_symlink()):
+            raise InputError(f"{path} exists; use --force to overwrite it")
+    temps: list[tuple[str, Path]] = []
+    placed: list[Path] = []
+    try:
+        for path, data, mode in files:
+            try:
+                fd, temp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+            except OSError as exc:
+                raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+            temps.append((temp, path))
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for temp, path in temps:
+            if force:
+                try:
+                    os.replace(temp, path)
+                except OSError as exc:
+                    raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+            else:
+                # link() fails if the name appeared meanwhile: no overwrite by a race.
+                try:
+                    os.link(temp, path)
+                except FileExistsError:
+                    raise InputError(f"{path} exists; use --force to overwrite it") from None
+                placed.append(path)
+    except BaseException:
+        for path in placed:  # files this call created: all or nothing
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    finally:
+        for temp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
