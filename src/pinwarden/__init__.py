@@ -11,7 +11,9 @@ from pinwarden._version import __version__
 from pinwarden.certs import CertInfo, LoadedObject, describe_chain, load_objects
 from pinwarden.errors import (
     CertificateError,
+    FormatError,
     InputError,
+    LossyExportError,
     NetworkError,
     PinFormatError,
     PinValidationError,
@@ -29,9 +31,11 @@ from pinwarden.verify import Outcome, Verdict, verify
 __all__ = [
     "CertInfo",
     "CertificateError",
+    "FormatError",
     "HostPattern",
     "InputError",
     "LoadedObject",
+    "LossyExportError",
     "Mode",
     "NetworkError",
     "Outcome",

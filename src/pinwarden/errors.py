@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CertificateError",
+    "FormatError",
     "InputError",
+    "LossyExportError",
     "NetworkError",
     "PinFormatError",
     "PinValidationError",
@@ -100,3 +102,22 @@ class PinValidationError(ssl.SSLCertVerificationError, PinwardenError):
         # OSError pickles its (errno, strerror) args; keep the message round-tripping
         # for multiprocessing and concurrent.futures users.
         return (type(self), (self.verify_message,))
+
+
+class FormatError(InputError):
+    """A file in another tool's pin format (Android XML, a plist, OkHttp code, an HPKP
+    header...) could not be read. The message names the file and the problem."""
+
+
+class LossyExportError(InputError):
+    """A policy cannot be written in a format without changing what it means.
+    ``losses`` lists each difference; pass ``lossy=True`` (``--lossy``) to accept them."""
+
+    def __init__(self, format_name: str, losses: tuple[str, ...]) -> None:
+        self.format_name = format_name
+        self.losses = losses
+        listed = "; ".join(losses)
+        super().__init__(
+            f"{format_name} cannot express this policy exactly: {listed}. "
+            "Use --lossy to export anyway"
+        )

@@ -194,7 +194,7 @@ class PinRule:
             out["report_uri"] = self.report_uri
         if self.allow_single_pin:
             out["allow_single_pin"] = True
-        if self.name:
+        if self.name is not None:
             out["name"] = self.name
         return out
 

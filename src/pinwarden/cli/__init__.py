@@ -10,6 +10,7 @@ import typer
 
 from pinwarden.cli import (  # noqa: F401 - importing registers the commands
     demo,
+    formats,
     identify,
     inspect,
     keys,
