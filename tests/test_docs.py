@@ -66,3 +66,122 @@ def test_readme_starts_with_the_two_commands() -> None:
     head = "\n".join((REPO / "README.md").read_text(encoding="utf-8").splitlines()[:15])
     assert "make demo" in head
     assert "make test" in head
+
+
+def _json_doc() -> Path:
+    return REPO / "docs" / "json.md"
+
+
+def _sub_table_keys(heading: str, after: str) -> set[str]:
+    """Keys of the table that follows the line ``after`` within section ``heading``."""
+    text = _json_doc().read_text(encoding="utf-8")
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    rest = section.split(after, 1)[1]
+    table = re.search(r"(?:^\|.*\n)+", rest if after.startswith("|") else rest.lstrip("\n"), re.M)
+    assert table is not None, f"no table after {after!r} in {heading}"
+    keys: set[str] = set()
+    for row in re.findall(r"^\| (`[^|]+`) \|", table.group(0), re.MULTILINE):
+        keys.update(re.findall(r"`([a-z_0-9]+)`", row))
+    return keys
+
+
+def _pki_files(world: World, tmp_path: Path) -> tuple[Path, Path, Path]:
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(world.leaf.chain_pem + world.root.cert_pem)
+    root = tmp_path / "root.pem"
+    root.write_bytes(world.root.cert_pem)
+    policy = tmp_path / "pins.toml"
+    policy.write_text(
+        f'[[pin]]\nhosts = ["localhost"]\npins = ["{world.intermediate.pin}", '
+        f'"{world.backup_pin}"]\nexpires = 2027-01-01\n'
+    )
+    return chain, root, policy
+
+
+def test_lint_rules_are_documented_as_they_are() -> None:
+    from pinwarden.apps.lint import RULES
+
+    text = (REPO / "docs" / "lint.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (PW\d{3}) \| `([a-z0-9-]+)` \| (\w+) \| ([^|]+) \|", text, re.M)
+    assert [(i, n, s, d.strip()) for i, n, s, d in rows] == [
+        (r.id, r.name, r.severity, r.summary) for r in RULES.values()
+    ]
+
+
+def test_new_command_json_keys_are_documented(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain, root, policy = _pki_files(world, tmp_path)
+
+    def run(*argv: str) -> object:
+        main(list(argv))
+        return json.loads(capsys.readouterr().out)
+
+    forms = run("pin", str(chain), "--all-forms", "--json")
+    assert isinstance(forms, list)
+    assert set(forms[0]) - _table_keys(_json_doc(), "## `pinwarden pin --json`") == {"forms"}
+    assert _table_keys(_json_doc(), "## `pinwarden pin --all-forms --json`") == {"forms"}
+
+    identified = run("identify", str(world.intermediate.pin), "--cert", str(chain), "--json")
+    assert isinstance(identified, dict)
+    heading = "## `pinwarden identify --json`"
+    assert set(identified) == _sub_table_keys(heading, "| key |")
+    assert set(identified["matches"][0]) == _sub_table_keys(heading, "Each match:")
+
+    keygen = run("keygen", "--out", str(tmp_path / "k.pem"), "--json")
+    assert isinstance(keygen, dict)
+    assert set(keygen) == _table_keys(_json_doc(), "## `pinwarden keygen --json`")
+
+    lint = run(
+        "lint",
+        str(policy),
+        "--chain",
+        str(chain),
+        "--cafile",
+        str(root),
+        "--at",
+        "2027-06-01",
+        "--json",
+    )
+    assert isinstance(lint, dict)
+    heading = "## `pinwarden lint --json`"
+    assert set(lint) == _sub_table_keys(heading, "| key |")
+    assert set(lint["files"][0]["findings"][0]) == _sub_table_keys(heading, "Each finding:")
+
+    sim = run(
+        "simulate",
+        "--policy",
+        str(policy),
+        "--chain",
+        str(chain),
+        "--cafile",
+        str(root),
+        "--name",
+        "localhost",
+        "--json",
+    )
+    assert isinstance(sim, dict)
+    heading = "## `pinwarden simulate --json`"
+    assert set(sim) == _sub_table_keys(heading, "| key |")
+    assert set(sim["results"][0]) == _sub_table_keys(heading, "Each result:")
+
+
+def test_live_command_json_keys_are_documented(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pinwarden.testing import TLSServer
+
+    _, root, policy = _pki_files(world, tmp_path)
+    backup = tmp_path / "backup.pem"
+    main(["keygen", "--out", str(backup)])
+    capsys.readouterr()
+    with TLSServer(world.leaf) as server:
+        target = f"localhost:{server.port}"
+        main(["check", "--policy", str(policy), target, "--cafile", str(root), "--json"])
+        check = json.loads(capsys.readouterr().out)
+        main(["recommend", target, "--cafile", str(root), "--backup-key", str(backup), "--json"])
+        recommend = json.loads(capsys.readouterr().out)
+    heading = "## `pinwarden check --json`"
+    assert set(check) == _sub_table_keys(heading, "| key |")
+    assert set(check["results"][0]) == _sub_table_keys(heading, "Each result:")
+    assert set(recommend) == _table_keys(_json_doc(), "## `pinwarden recommend --json`")

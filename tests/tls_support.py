@@ -3,10 +3,15 @@ TLS handshake between two SSLObjects (real OpenSSL on both ends, no socket)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from pinwarden.testing import TLSServer
+from pinwarden.testing import Issued, TLSServer
 from pinwarden.tls import PinnedSSLObject, PinnedSSLSocket
 from pinwarden.verify import Verdict
 
@@ -78,3 +83,50 @@ def memory_handshake(
         if client_done and server_done:
             return client, server
     raise AssertionError("in-memory handshake did not finish")
+
+
+@contextlib.contextmanager
+def two_addresses(first: Issued, second: Issued) -> Iterator[int]:
+    """``first`` served on 127.0.0.1 and ``second`` on 127.0.0.2, on one port: one name,
+    two addresses, two chains — what a load balancer or CDN can do."""
+    for _ in range(10):
+        one = TLSServer(first)
+        try:
+            two = TLSServer(second, host="127.0.0.2", port=one.port)
+        except OSError:  # that port is taken on 127.0.0.2: try another
+            one.stop()
+            continue
+        with one, two:
+            yield one.port
+        return
+    raise RuntimeError("no port free on both 127.0.0.1 and 127.0.0.2")
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PeakCounter:
+    """Wraps ``func`` (slowed by ``delay`` seconds) to record the most calls that ran at
+    once, in ``peak``: how concurrency bounds are tested."""
+
+    def __init__(self, func: Callable[..., Any], delay: float) -> None:
+        self.func = func
+        self.delay = delay
+        self.peak = 0
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self._running += 1
+            self.peak = max(self.peak, self._running)
+        try:
+            time.sleep(self.delay)
+            return self.func(*args, **kwargs)
+        finally:
+            with self._lock:
+                self._running -= 1

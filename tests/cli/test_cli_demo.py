@@ -11,7 +11,7 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "UNEXPECTED" not in out
-    assert out.count("✔") == 6
+    assert out.count("✔") == 7
     for step in (
         "1. inspect",
         "2. a pinned request",
@@ -19,6 +19,7 @@ def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
         "4. man-in-the-middle",
     ):
         assert step in out
+    assert "simulate: App A would be locked out, App B passes" in out
     assert "App A is locked out" in out
     assert "App B keeps working" in out
     assert "A client without pins accepts it" in out

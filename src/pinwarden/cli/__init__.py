@@ -9,12 +9,16 @@ from collections.abc import Sequence
 import typer
 
 from pinwarden.cli import (  # noqa: F401 - importing registers the commands
+    check,
     demo,
     formats,
     identify,
     inspect,
     keys,
+    lint,
     pin,
+    recommend,
+    simulate,
 )
 from pinwarden.cli._app import app
 from pinwarden.cli._output import err

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from pinwarden.apps.simulate import Status, Target, build_verified_chain, simulate
 from pinwarden.cli._app import app
 from pinwarden.cli._output import out
 from pinwarden.cli.inspect import show_probe
@@ -73,9 +74,9 @@ def demo_command() -> None:
     """Offline walk-through of pinning: inspect, pin, rotate, block a MITM.
 
     Runs on 127.0.0.1 with a throw-away CA: inspects a server, makes pinned requests,
-    rotates the server's key and intermediate (an app pinned to the leaf is locked out,
-    one with a backup pin keeps working), and blocks a man-in-the-middle whose CA the
-    client trusts. Exit 0 when every step behaved as expected.
+    rotates the server's key and intermediate (simulated first; an app pinned to the
+    leaf is locked out, one with a backup pin keeps working), and blocks a
+    man-in-the-middle whose CA the client trusts. Exit 0 when every step behaved as expected.
     """
     console = out()
     card = _Scorecard(console)
@@ -123,7 +124,23 @@ def demo_command() -> None:
             "the certificate from a [bold]new intermediate[/bold] (CAs change them without notice)."
         )
         issuing2 = root.intermediate("Demo Issuing CA 2")
-        server.serve(issuing2.issue(HOST, key=backup_key))
+        rotated = issuing2.issue(HOST, key=backup_key)
+        console.print(
+            "\nBefore deploying, the operator runs [bold]pinwarden simulate[/bold]: would each "
+            "shipped app version accept the new chain?"
+        )
+        chain, problem = build_verified_chain([rotated.cert, issuing2.cert], HOST, [root.cert], now)
+        cells = simulate(
+            [("App A", app_a), ("App B", app_b)], [Target(HOST, chain, problem)], now=now
+        )
+        status = {cell.version: cell.status for cell in cells}
+        card.expect(
+            "simulate: App A would be locked out, App B passes — "
+            f"{', '.join(f'{v}: {s.value}' for v, s in status.items())}",
+            status == {"App A": Status.LOCKED_OUT, "App B": Status.PASSES},
+        )
+        console.print("The operator deploys anyway (App A's users were warned, in theory).")
+        server.serve(rotated)
         ok, detail = _get(
             lambda: create_context(app_a, cadata=trust, send_reports=False), server.port
         )
@@ -167,5 +184,7 @@ def demo_command() -> None:
         raise typer.Exit(1)
     console.print(
         "Every step behaved as expected. Next: [bold]pinwarden inspect HOST[/bold] on your "
-        "own server, [bold]pinwarden pin FILE[/bold] on your keys, and README.md."
+        "own server, [bold]pinwarden keygen[/bold] and [bold]pinwarden recommend HOST[/bold] "
+        "for a pin set, [bold]pinwarden lint[/bold] and [bold]simulate[/bold] before you "
+        "ship it, and README.md."
     )

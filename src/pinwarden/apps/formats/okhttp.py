@@ -29,6 +29,7 @@ from pinwarden.apps.formats._common import (
     rule_label,
     unsupported,
 )
+from pinwarden.apps.formats._lexer import Lexer, Token, TokenReader, token_pattern
 from pinwarden.errors import PinFormatError
 from pinwarden.hosts import PatternKind
 from pinwarden.pins import Pin
@@ -132,118 +133,25 @@ def _render(written: list[_Written], language: Language) -> str:
 # A small hand-written reader: no maintained Python library parses Kotlin or Java, and
 # only the one statement shape we write is accepted.
 
-_TOKEN = re.compile(
-    r"""
-    (?P<space>[ \t\r\f\v]+)
-    |(?P<newline>\n)
-    |(?P<line_comment>//[^\n]*)
-    |(?P<block_comment>/\*)
-    |(?P<string>")
-    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-    |(?P<punct>[().,=;:])
-    """,
-    re.VERBOSE,
-)
+_TOKEN = token_pattern("().,=;:")
 _STRING_BODY = re.compile(r'(?:[^"\\\n]|\\["\\$nt\'])*')
 _ESCAPES = {'"': '"', "\\": "\\", "$": "$", "n": "\n", "t": "\t", "'": "'"}
 _MODIFIERS = {"private", "public", "internal", "protected", "static", "final"}
 
 
-@dataclass(frozen=True)
-class _Token:
-    kind: str
-    value: str
-    line: int
+_LEXER = Lexer(_TOKEN, _STRING_BODY, _ESCAPES)
 
 
-def _tokens(text: str, source: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    pos, line = 0, 1
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise fail(source, f"line {line}", f"unexpected {text[pos]!r}")
-        kind = match.lastgroup or ""
-        if kind == "newline":
-            line += 1
-        elif kind == "block_comment":
-            end = text.find("*/", match.end())
-            if end < 0:
-                raise fail(source, f"line {line}", "unterminated /* comment")
-            line += text.count("\n", pos, end)
-            pos = end + 2
-            continue
-        elif kind == "string":
-            if text.startswith('"""', pos):
-                raise fail(source, f"line {line}", 'raw strings ("""...""") are not read')
-            body = _STRING_BODY.match(text, pos + 1)
-            end = body.end() if body else pos + 1
-            if end >= len(text) or text[end] != '"':
-                raise fail(source, f"line {line}", "unterminated or unreadable string literal")
-            raw = text[pos + 1 : end]
-            value = re.sub(r"\\(.)", lambda m: _ESCAPES[m.group(1)], raw)
-            tokens.append(_Token("string", value, line))
-            pos = end + 1
-            continue
-        elif kind in ("ident", "punct"):
-            tokens.append(_Token(kind, match.group(), line))
-        pos = match.end()
-    return tokens
-
-
-class _Reader:
-    def __init__(self, tokens: list[_Token], source: str) -> None:
-        self.tokens = tokens
-        self.pos = 0
-        self.source = source
+class _Reader(TokenReader):
+    def __init__(self, tokens: list[Token], source: str) -> None:
+        super().__init__(tokens, source)
         self.adds: list[tuple[str, list[str], int]] = []
-
-    def peek(self, offset: int = 0) -> _Token | None:
-        index = self.pos + offset
-        return self.tokens[index] if index < len(self.tokens) else None
-
-    def error(self, expected: str) -> Exception:
-        token = self.peek()
-        if token is None:
-            last = self.tokens[-1].line if self.tokens else 1
-            return fail(self.source, f"line {last}", f"expected {expected}, found the end")
-        shown = f'"{token.value}"' if token.kind == "string" else repr(token.value)
-        return fail(self.source, f"line {token.line}", f"expected {expected}, found {shown}")
-
-    def accept(self, value: str) -> bool:
-        token = self.peek()
-        if token is not None and token.kind != "string" and token.value == value:
-            self.pos += 1
-            return True
-        return False
-
-    def expect(self, value: str) -> None:
-        if not self.accept(value):
-            raise self.error(repr(value))
-
-    def ident(self) -> str:
-        token = self.peek()
-        if token is None or token.kind != "ident":
-            raise self.error("a name")
-        self.pos += 1
-        return token.value
-
-    def string(self) -> _Token:
-        token = self.peek()
-        if token is None or token.kind != "string":
-            raise self.error("a string")
-        self.pos += 1
-        return token
 
     def qualified(self) -> list[str]:
         parts = [self.ident()]
         while self.accept("."):
             parts.append(self.ident())
         return parts
-
-    def at(self, *values: str) -> bool:
-        token = self.peek()
-        return token is not None and token.kind != "string" and token.value in values
 
     def document(self) -> None:
         while self.at("import", "package"):
@@ -379,7 +287,7 @@ class OkHttpFormat:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise fail(source, None, f"not UTF-8 text (byte {exc.start})") from None
-        reader = _Reader(_tokens(text, source), source)
+        reader = _Reader(_LEXER.tokens(text, source), source)
         reader.document()
         entries = [_entry(p, pins, line, source) for p, pins, line in reader.adds]
         imported = build_policy(entries, source, merge_same_pattern=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import plistlib
 import re
-from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -42,6 +41,7 @@ from pinwarden.apps.formats._common import (
     sha256_pins,
     unsupported,
 )
+from pinwarden.apps.formats._swift_literal import read_swift_literal
 from pinwarden.policy import Mode, PinRule, Policy
 
 __all__ = ["CONFIG_KEYS", "DOMAIN_KEYS", "FORMATS", "SWIFT_CONSTANTS", "TrustKitFormat"]
@@ -371,197 +371,6 @@ def read_configuration(root: object, source: str) -> Imported:
     return Imported(imported.policy, (*notes, *imported.notes))
 
 
-# A small hand-written reader of the Swift literal we write: no maintained Python library
-# parses Swift, and only dictionary/array literals of strings, booleans and TrustKit's
-# constants are accepted.
-_SWIFT_TOKEN = re.compile(
-    r"""
-    (?P<space>[ \t\r\f\v]+)
-    |(?P<newline>\n)
-    |(?P<line_comment>//[^\n]*)
-    |(?P<block_comment>/\*)
-    |(?P<string>")
-    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-    |(?P<punct>[\[\]:,=;.])
-    """,
-    re.VERBOSE,
-)
-_SWIFT_BODY = re.compile(r'(?:[^"\\\n]|\\["\\ntr0\'])*')
-_SWIFT_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0", "'": "'"}
-_MAX_DEPTH = 16
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str
-    value: str
-    line: int
-
-
-def _swift_tokens(text: str, source: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    pos, line = 0, 1
-    while pos < len(text):
-        match = _SWIFT_TOKEN.match(text, pos)
-        if match is None:
-            raise fail(source, f"line {line}", f"unexpected {text[pos]!r}")
-        kind = match.lastgroup or ""
-        if kind == "newline":
-            line += 1
-        elif kind == "block_comment":
-            end = text.find("*/", match.end())
-            if end < 0:
-                raise fail(source, f"line {line}", "unterminated /* comment")
-            line += text.count("\n", pos, end)
-            pos = end + 2
-            continue
-        elif kind == "string":
-            if text.startswith('"""', pos):
-                raise fail(source, f"line {line}", 'multi-line strings ("""...""") are not read')
-            body = _SWIFT_BODY.match(text, pos + 1)
-            end = body.end() if body else pos + 1
-            if end >= len(text) or text[end] != '"':
-                raise fail(source, f"line {line}", "unterminated or unreadable string literal")
-            raw = text[pos + 1 : end]
-            value = re.sub(r"\\(.)", lambda m: _SWIFT_ESCAPES[m.group(1)], raw)
-            tokens.append(_Token("string", value, line))
-            pos = end + 1
-            continue
-        elif kind in ("ident", "punct"):
-            tokens.append(_Token(kind, match.group(), line))
-        pos = match.end()
-    return tokens
-
-
-class _SwiftReader:
-    def __init__(self, tokens: list[_Token], source: str) -> None:
-        self.tokens = tokens
-        self.pos = 0
-        self.source = source
-
-    def peek(self) -> _Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def error(self, expected: str) -> Exception:
-        token = self.peek()
-        if token is None:
-            last = self.tokens[-1].line if self.tokens else 1
-            return fail(self.source, f"line {last}", f"expected {expected}, found the end")
-        shown = f'"{token.value}"' if token.kind == "string" else repr(token.value)
-        return fail(self.source, f"line {token.line}", f"expected {expected}, found {shown}")
-
-    def at(self, value: str) -> bool:
-        token = self.peek()
-        return token is not None and token.kind != "string" and token.value == value
-
-    def accept(self, value: str) -> bool:
-        if self.at(value):
-            self.pos += 1
-            return True
-        return False
-
-    def expect(self, value: str) -> None:
-        if not self.accept(value):
-            raise self.error(repr(value))
-
-    def ident(self) -> str:
-        token = self.peek()
-        if token is None or token.kind != "ident":
-            raise self.error("a name")
-        self.pos += 1
-        return token.value
-
-    def document(self) -> object:
-        while self.accept("import"):
-            self.ident()
-            while self.accept("."):
-                self.ident()
-        while self.at("private") or self.at("public") or self.at("internal") or self.at("static"):
-            self.pos += 1
-        if not (self.accept("let") or self.accept("var")):
-            raise self.error("let trustKitConfig: [String: Any] = [...]")
-        self.ident()
-        if self.accept(":"):
-            self.expect("[")
-            self.ident()
-            self.expect(":")
-            self.ident()
-            self.expect("]")
-        self.expect("=")
-        value = self.value(0)
-        self.accept(";")
-        if self.peek() is not None:
-            raise self.error("the end of the configuration")
-        return value
-
-    def key(self) -> str:
-        token = self.peek()
-        if token is not None and token.kind == "string":
-            self.pos += 1
-            return token.value
-        name = self.ident()
-        if name not in SWIFT_CONSTANTS:
-            raise fail(
-                self.source,
-                f"line {self.tokens[self.pos - 1].line}",
-                f"{name} is not a TrustKit configuration key (kTSK...)",
-            )
-        return SWIFT_CONSTANTS[name]
-
-    def value(self, depth: int) -> object:
-        if depth > _MAX_DEPTH:
-            raise self.error(f"at most {_MAX_DEPTH} nested literals")
-        token = self.peek()
-        if token is None:
-            raise self.error("a value")
-        if token.kind == "string":
-            self.pos += 1
-            return token.value
-        if self.accept("true"):
-            return True
-        if self.accept("false"):
-            return False
-        if token.kind == "ident" and token.value in _ALGORITHMS:
-            self.pos += 1
-            return _ALGORITHMS[token.value]
-        if not self.accept("["):
-            raise self.error("a string, true, false, [array] or [dictionary]")
-        if self.accept("]"):
-            return []
-        if self.accept(":"):
-            self.expect("]")
-            return {}
-        # A dictionary if the first element is followed by ':'.
-        start = self.pos
-        first = self.peek()
-        is_dict = False
-        if first is not None and first.kind in ("string", "ident"):
-            self.pos += 1
-            is_dict = self.at(":")
-        self.pos = start
-        if is_dict:
-            out: dict[str, object] = {}
-            while not self.accept("]"):
-                where = self.peek()
-                key = self.key()
-                if key in out:
-                    line = where.line if where else 1
-                    raise fail(self.source, f"line {line}", f"key {key!r} is given twice")
-                self.expect(":")
-                out[key] = self.value(depth + 1)
-                if not self.accept(","):
-                    self.expect("]")
-                    break
-            return out
-        items: list[object] = []
-        while not self.accept("]"):
-            items.append(self.value(depth + 1))
-            if not self.accept(","):
-                self.expect("]")
-                break
-        return items
-
-
 class TrustKitFormat:
     """A TrustKit configuration, as an Info.plist dictionary or a Swift literal."""
 
@@ -594,7 +403,7 @@ class TrustKitFormat:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise fail(source, None, f"not UTF-8 text (byte {exc.start})") from None
-        root = _SwiftReader(_swift_tokens(text, source), source).document()
+        root = read_swift_literal(text, source, keys=SWIFT_CONSTANTS, values=_ALGORITHMS)
         if not isinstance(root, dict):
             raise fail(source, None, "the configuration must be a [String: Any] dictionary")
         return read_configuration(root, source)

@@ -1,0 +1,91 @@
+"""What several commands read the same way: policies, certificate files, dates, live
+endpoints with a progress bar."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from pinwarden.apps.live import AddressResult, Endpoint, probe_endpoints
+from pinwarden.certs import CertInfo, describe_chain, load_objects
+from pinwarden.cli._output import err
+from pinwarden.cli.pin import _read
+from pinwarden.errors import CertificateError, InputError
+from pinwarden.policy import Policy
+
+__all__ = ["load_chain", "load_policy_text", "parse_when", "probe_with_progress"]
+
+
+def parse_when(text: str | None) -> dt.datetime:
+    """``--at``: a date (its start, UTC) or an ISO 8601 datetime; now when None."""
+    if text is None:
+        return dt.datetime.now(dt.timezone.utc)
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--at {text!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime") from None
+    if when.tzinfo is None:
+        raise InputError(f"--at {text!r} needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+    return when.astimezone(dt.timezone.utc)
+
+
+def load_policy_text(path: str) -> tuple[Policy, str]:
+    """A policy file and its text (for line numbers)."""
+    policy = Policy.load(path)
+    return policy, Path(path).read_text(encoding="utf-8")
+
+
+def load_chain(path: str) -> list[CertInfo]:
+    """The certificates of a PEM/DER file, described as a chain (leaf first)."""
+    certs = [o.certificate for o in load_objects(_read(path), source=path)]
+    found = [c for c in certs if c is not None]
+    if not found:
+        raise CertificateError(f"{path}: no certificate in this file")
+    return describe_chain(found, ends_at_anchor=False)
+
+
+def probe_with_progress(
+    endpoints: Sequence[Endpoint],
+    *,
+    nameserver: str | None,
+    cafile: str | None,
+    timeout: float,
+    concurrency: int,
+    quiet: bool = False,
+) -> list[AddressResult]:
+    """:func:`probe_endpoints` with a progress bar on stderr (none when ``quiet``)."""
+    if concurrency < 1:
+        raise InputError("--concurrency must be at least 1")
+    if timeout <= 0:
+        raise InputError("--timeout must be positive")
+    probe = functools.partial(
+        probe_endpoints,
+        endpoints,
+        nameserver=nameserver,
+        cafile=cafile,
+        timeout=timeout,
+        concurrency=concurrency,
+    )
+    if quiet or not endpoints:
+        return probe()
+    with Progress(
+        TextColumn("checking addresses"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("check", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return probe(on_progress=update)
