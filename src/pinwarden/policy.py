@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -232,6 +233,19 @@ def _patterns(
     return tuple(out)
 
 
+_FRACTION = re.compile(r"(?<=:\d\d)\.(\d+)")
+
+
+def parse_iso_datetime(text: str) -> dt.datetime:
+    """An ISO 8601 datetime read the same way on every Python: a trailing ``Z`` and any
+    number of fraction digits are accepted (3.10's ``fromisoformat`` takes only 3 or 6).
+    Raises ValueError."""
+    value = text.strip()
+    value = value[:-1] + "+00:00" if value[-1:] in "zZ" and value else value
+    value = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], value, count=1)
+    return dt.datetime.fromisoformat(value)
+
+
 def _expiry(value: object, fail: Any) -> dt.datetime | None:
     if value is None:
         return None
@@ -240,7 +254,7 @@ def _expiry(value: object, fail: Any) -> dt.datetime | None:
             value = (
                 dt.date.fromisoformat(value)
                 if len(value) == 10
-                else dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+                else parse_iso_datetime(value)
             )
         except ValueError:
             raise fail(

@@ -15,7 +15,7 @@ from pinwarden.certs import CertInfo, describe_chain, load_objects
 from pinwarden.cli._output import err
 from pinwarden.cli.pin import _read
 from pinwarden.errors import CertificateError, InputError
-from pinwarden.policy import Policy
+from pinwarden.policy import Policy, parse_iso_datetime
 
 __all__ = ["load_chain", "load_policy_text", "parse_when", "probe_with_progress"]
 
@@ -29,7 +29,7 @@ def parse_when(text: str | None) -> dt.datetime:
         if len(value) == 10:
             day = dt.date.fromisoformat(value)
             return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = parse_iso_datetime(value)
     except ValueError:
         raise InputError(f"--at {text!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime") from None
     if when.tzinfo is None:
