@@ -856,3 +856,18 @@ def test_ip_patterns_in_any_spelling_cover_the_address(pattern: str) -> None:
 def test_patterns_that_look_like_addresses_are_refused(pattern: str) -> None:
     with pytest.raises(PolicyError, match="last label is all digits"):
         policy(rule(pattern))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2030-01-01T12:30:00.25+02:00", dt.datetime(2030, 1, 1, 10, 30, 0, 250000)),
+        ("2030-01-01T12:30:00Z", dt.datetime(2030, 1, 1, 12, 30)),
+        ("2030-01-01T12:30:00.1234567z", dt.datetime(2030, 1, 1, 12, 30, 0, 123456)),
+    ],
+)
+def test_expiry_datetimes_read_the_same_on_every_python(text: str, expected: dt.datetime) -> None:
+    policy = Policy.from_dict(
+        {"pin": [{"hosts": ["a.example"], "pins": [_pin("a"), _pin("b")], "expires": text}]}
+    )
+    assert policy.rules[0].expires_at == expected.replace(tzinfo=dt.timezone.utc)
