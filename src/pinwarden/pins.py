@@ -96,9 +96,18 @@ class Pin:
             algorithm = "sha256" if hpkp.group(1).lower() == "sha256" else "sha1"
             return cls(algorithm, _b64(hpkp.group(2).strip(), algorithm, shown))
         prefix, slash, rest = value.partition("/")
+        # "/" is a base64 character: a bare pin may begin with "sm3/" or even "sha1/".
+        bare = _bare_sha256(value) if slash else None
         if slash and prefix.lower() in _DIGEST_SIZE:
             algorithm = "sha256" if prefix.lower() == "sha256" else "sha1"
-            return cls(algorithm, _b64(rest.strip(), algorithm, shown))
+            try:
+                return cls(algorithm, _b64(rest.strip(), algorithm, shown))
+            except PinFormatError:
+                if bare is None:
+                    raise
+                return cls("sha256", bare)
+        if bare is not None:
+            return cls("sha256", bare)
         if slash and (prefix.lower().replace("-", "") in _KNOWN_HASHES or not _looks_b64(value)):
             raise PinFormatError(
                 f"pin {shown!r}: unknown algorithm {prefix!r}; use sha256/<base64>"
@@ -196,6 +205,14 @@ class Pin:
 
     def __repr__(self) -> str:
         return f"Pin({str(self)!r})"
+
+
+def _bare_sha256(value: str) -> bytes | None:
+    """The digest when ``value`` as a whole is standard base64 of 32 bytes, else None."""
+    if len(value) != 44 or re.fullmatch(r"[A-Za-z0-9+/]{43}=", value) is None:
+        return None
+    digest = base64.b64decode(value)
+    return digest if len(digest) == 32 else None
 
 
 def _looks_b64(value: str) -> bool:
