@@ -251,11 +251,7 @@ def _expiry(value: object, fail: Any) -> dt.datetime | None:
         return None
     if isinstance(value, str):
         try:
-            value = (
-                dt.date.fromisoformat(value)
-                if len(value) == 10
-                else parse_iso_datetime(value)
-            )
+            value = dt.date.fromisoformat(value) if len(value) == 10 else parse_iso_datetime(value)
         except ValueError:
             raise fail(
                 f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime", "expires"

@@ -33,7 +33,7 @@ UTC = dt.timezone.utc
 DAY = dt.timedelta(days=1)
 HOST = "api.example.com"
 KEY_TYPES: tuple[KeyType, ...] = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
-CERTIFICATE_RULES = ["PW002", "PW003", "PW004", "PW005", "PW006", "PW010"]
+CERTIFICATE_RULES = ["PW002", "PW003", "PW004", "PW005", "PW006", "PW010", "PW019"]
 LIVE_RULES = ["PW014", "PW015", "PW017", "PW018"]
 
 
@@ -122,7 +122,7 @@ def _ids(findings: Sequence[Finding]) -> set[str]:
 
 
 def test_rules_are_numbered_with_a_severity_and_a_fix() -> None:
-    assert list(RULES) == [f"PW{n:03d}" for n in range(1, 19)]
+    assert list(RULES) == [f"PW{n:03d}" for n in range(1, 20)]
     names = [r.name for r in RULES.values()]
     assert len(set(names)) == len(names)
     for rule_id, rule in RULES.items():
@@ -743,7 +743,13 @@ def _skipped(evidence: Evidence) -> list[str]:
 
 
 def test_skipped_rules_without_evidence() -> None:
-    assert _skipped(Evidence(_now())) == [*CERTIFICATE_RULES[:5], "PW007", "PW010", *LIVE_RULES]
+    assert _skipped(Evidence(_now())) == [
+        *CERTIFICATE_RULES[:5],
+        "PW007",
+        "PW010",
+        *LIVE_RULES,
+        "PW019",
+    ]
 
 
 def test_skipped_rules_with_certificates(pki: Hierarchy, tmp_path: Path) -> None:

@@ -343,3 +343,10 @@ def test_locate_finds_every_key_in_any_layout(layout: tuple[str, dict[str, int]]
 def test_locate_never_fails_on_any_text(text: str, key: str) -> None:
     line = locate(text, key)
     assert line is None or 1 <= line <= max(len(text.splitlines()), 1)
+
+
+def test_relative_uris_are_percent_encoded() -> None:
+    from pinwarden.apps.sarif import _uri
+
+    assert _uri("policies/my pins.toml") == "policies/my%20pins.toml"
+    assert _uri("a#b?.toml") == "a%23b%3F.toml"

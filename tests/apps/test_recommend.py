@@ -146,12 +146,21 @@ def test_no_chain_is_refused() -> None:
         recommend(["app.test"], [[]], [_backup()], now=NOW)
 
 
-def test_two_chains_from_two_intermediates_are_both_pinned(root: CA) -> None:
+def test_two_chains_from_two_intermediates_pin_the_root(root: CA) -> None:
     one, two = root.intermediate("one"), root.intermediate("two")
     rec = _rec(_chain(one.issue("app.test")), _chain(two.issue("app.test")))
-    assert rec.level == "intermediate"
-    assert [p.pin for p in rec.pins if p.role == "current"] == [one.pin, two.pin]
+    assert rec.level == "root"
+    assert [p.pin for p in rec.pins if p.role == "current"] == [root.pin]
     assert any("2 different chains" in r for r in rec.reasons)
+    assert any("2 different intermediates" in r for r in rec.reasons)
+
+
+def test_two_chains_under_two_roots_pin_both_roots(root: CA) -> None:
+    other = CA("second root")
+    one, two = root.intermediate("one"), other.intermediate("two")
+    rec = _rec(_chain(one.issue("app.test")), _chain(two.issue("app.test")))
+    assert rec.level == "root"
+    assert [p.pin for p in rec.pins if p.role == "current"] == [root.pin, other.pin]
 
 
 def test_level_does_not_depend_on_which_address_answered_first(root: CA) -> None:

@@ -250,7 +250,8 @@ def test_an_expired_rule_is_expired(
             capsys, "--policy", policy, f"app.test:{server.port}", *_common(site, dns)
         )
         # The same rule, judged as of its last day, is still enforced and matches.
-        on_last_day = ["--at", yesterday.isoformat()]
+        # (the last second of it: the test kit's certificates begin a day before now)
+        on_last_day = ["--at", f"{yesterday.isoformat()}T23:59:59Z"]
         _, before = _json(
             capsys, "--policy", policy, f"app.test:{server.port}", *_common(site, dns), *on_last_day
         )
@@ -410,3 +411,33 @@ def test_bad_cafile_is_exit_2_naming_it(
     )
     assert code == 2
     assert str(bad) in err
+
+
+def test_at_a_date_after_the_leaf_expires_the_chain_is_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    root = CA("check date root")
+    issuing = root.intermediate("check date CA")
+    leaf = issuing.issue("localhost", not_after=now + dt.timedelta(days=80))
+    (tmp_path / "root.pem").write_bytes(root.cert_pem)
+    backup = Pin.from_public_key(generate_key().public_key())
+    policy = tmp_path / "pins.toml"
+    policy.write_text(f'[[pin]]\nhosts = ["localhost"]\npins = ["{issuing.pin}", "{backup}"]\n')
+    with TLSServer(leaf) as server:
+        args = [
+            "check",
+            "--policy",
+            str(policy),
+            f"localhost:{server.port}",
+            "--cafile",
+            str(tmp_path / "root.pem"),
+            "--json",
+            "--at",
+        ]
+        assert main([*args, (now + dt.timedelta(days=10)).date().isoformat()]) == 0
+        assert json.loads(capsys.readouterr().out)["results"][0]["status"] == "ok"
+        assert main([*args, (now + dt.timedelta(days=200)).date().isoformat()]) == 1
+        result = json.loads(capsys.readouterr().out)["results"][0]
+    assert result["status"] == "invalid-chain"
+    assert "expires on" in result["detail"]

@@ -412,3 +412,19 @@ def test_a_closed_port_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
     assert captured.out == ""
     assert captured.err.startswith("pinwarden: could not determine:")
     assert f"127.0.0.1:{port}" in captured.err
+
+
+def test_the_pin_of_an_unverified_chain_is_not_endorsed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Seen through a chain that does not verify, the key may be an interceptor's: the
+    # match is shown, marked unverified, and the exit status is not "this is the pin".
+    chain = chain_of("ec-p256")
+    pin = chain.forms(0).pin
+    with TLSServer(chain.leaf) as server:
+        code = main(["identify", str(pin), "--host", f"localhost:{server.port}", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    [match] = json.loads(captured.out)["matches"]
+    assert match["is_pin"] is True
+    assert match["of"].endswith("(unverified)")

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from pinwarden import Pin
 from pinwarden.cli import main
-from pinwarden.errors import CertificateError
+from pinwarden.errors import CertificateError, InputError
 from pinwarden.pins import load_private_key
 
 KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
@@ -365,3 +365,56 @@ def test_csr_subject_with_several_attributes_round_trips(
     assert csr.is_signature_valid
     key = serialization.load_pem_private_key((tmp_path / "b.key").read_bytes(), None)
     assert Pin.from_public_key(key.public_key()) == Pin.from_csr(csr)
+
+
+def test_the_key_and_the_csr_cannot_share_a_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "same.pem"
+    args = ["keygen", "--out", str(target), "--csr", str(target), "--subject", "CN=x"]
+    assert main(args) == 2
+    assert not target.exists()
+    target.write_text("old")
+    assert main([*args, "--force"]) == 2
+    assert target.read_text() == "old"
+    assert "named twice" in capsys.readouterr().err
+
+
+def test_force_puts_the_old_files_back_when_the_csr_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pinwarden.apps.backup as backup
+
+    key, csr = tmp_path / "k.pem", tmp_path / "k.csr"
+    key.write_text("old key")
+    csr.write_text("old csr")
+    real_place = backup._place
+
+    def failing_place(temp: str, path: Path) -> None:
+        if path == csr:
+            raise InputError(f"cannot write {path}: disk full")
+        real_place(temp, path)
+
+    monkeypatch.setattr(backup, "_place", failing_place)
+    args = ["keygen", "--out", str(key), "--csr", str(csr), "--subject", "CN=x", "--force"]
+    assert main(args) == 2
+    assert key.read_text() == "old key"
+    assert csr.read_text() == "old csr"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.csr", "k.pem"]
+
+
+def test_a_file_system_without_hard_links_still_gets_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    def no_link(source: str, target: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    key = tmp_path / "k.pem"
+    assert main(["keygen", "--out", str(key)]) == 0
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert b"PRIVATE KEY" in key.read_bytes()
+    assert main(["keygen", "--out", str(key)]) == 2

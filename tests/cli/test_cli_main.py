@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,49 @@ def test_entry_point_runs_as_a_module() -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("pinwarden: error: /nonexistent")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["lint", "{policy}", "--at", "9999-12-31T23:59:59-05:00"],
+        ["lint", "{policy}", "--at", "0001-01-01T00:00:00+05:00"],
+        ["lint", "{policy}", "--at", "9999-12-31"],
+        ["check", "--policy", "{policy}", "--timeout", "inf"],
+        ["check", "--policy", "{policy}", "--timeout", "nan"],
+        ["check", "--policy", "{policy}", "--timeout", "-1"],
+        ["check", "--policy", "{policy}", "--port", "70000"],
+        ["lint", "{policy}", "--live", "--port", "0"],
+        ["identify", "AAAA", "--host", "127.0.0.1:1", "--timeout", "-1"],
+        ["caa", "check", "example.com", "--timeout", "inf"],
+    ],
+)
+def test_out_of_range_options_are_input_errors(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "pins.toml"
+    policy.write_text(
+        '[[pin]]\nhosts = ["a.example"]\npins = ["sha256/'
+        + "A" * 43
+        + '=", "sha256/'
+        + "B" * 43
+        + '="]\nexpires = 0001-01-01T00:00:00Z\n'
+    )
+    assert main([a.replace("{policy}", str(policy)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pinwarden: error:") and err.count("\n") == 1
+
+
+def test_a_policy_that_expired_in_year_one_lints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "pins.toml"
+    policy.write_text(
+        '[[pin]]\nhosts = ["a.example"]\npins = ["sha256/'
+        + "A" * 43
+        + '=", "sha256/'
+        + "B" * 43
+        + '="]\nexpires = 0001-01-01T00:00:00Z\n'
+    )
+    assert main(["lint", str(policy)]) == 0
+    assert "PW016" in capsys.readouterr().out

@@ -173,9 +173,25 @@ def test_a_host_no_version_pins_is_not_pinned(
     r = rotation
     other = r.new.issue("other.test")
     (r.dir / "other.pem").write_bytes(other.chain_pem)
-    code, data = _json(capsys, *r.versions("v1"), *_chain_args(r, "other.pem"))
+    args = [*_chain_args(r, "other.pem"), "--name", "other.test"]
+    code, data = _json(capsys, *r.versions("v1"), *args)
     assert code == 0
     assert _statuses(data) == {"v1": "not-pinned"}
+
+
+def test_a_chain_that_covers_no_pinned_host_is_checked_against_the_pinned_hosts(
+    rotation: Rotation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Deployed in place of the pinned host's certificate, this chain would break it: the
+    # CI gate must not pass it as "not pinned".
+    r = rotation
+    other = r.new.issue("other.test")
+    (r.dir / "other.pem").write_bytes(other.chain_pem)
+    code, data = _json(capsys, *r.versions("v1"), *_chain_args(r, "other.pem"))
+    assert code == 1
+    rows = {(row["host"], row["status"]) for row in data["results"]}
+    assert ("other.test", "not-pinned") in rows
+    assert any(status == "invalid-chain" for host, status in rows if host != "other.test")
 
 
 @pytest.mark.parametrize("case", ["wrong-name", "missing-intermediate", "untrusted"])
@@ -493,3 +509,35 @@ def test_bad_date_is_a_usage_error(rotation: Rotation, capsys: pytest.CaptureFix
         code, _, err = _run(capsys, *r.versions(), *_chain_args(r), "--at", value)
         assert code == 2
         assert value in err
+
+
+def test_host_mode_judges_the_chain_on_the_simulated_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    root = CA("sim date root")
+    issuing = root.intermediate("sim date CA")
+    leaf = issuing.issue("localhost", not_after=now + dt.timedelta(days=80))
+    (tmp_path / "root.pem").write_bytes(root.cert_pem)
+    backup = Pin.from_public_key(generate_key().public_key())
+    (tmp_path / "v1.toml").write_text(
+        f'[[pin]]\nhosts = ["localhost"]\npins = ["{issuing.pin}", "{backup}"]\n'
+    )
+    with TLSServer(leaf) as server:
+        base = [
+            "simulate",
+            "--policy",
+            f"v1={tmp_path / 'v1.toml'}",
+            "--host",
+            f"localhost:{server.port}",
+            "--cafile",
+            str(tmp_path / "root.pem"),
+            "--json",
+        ]
+        soon = (now + dt.timedelta(days=10)).date().isoformat()
+        later = (now + dt.timedelta(days=200)).date().isoformat()
+        assert main([*base, "--at", soon]) == 0
+        assert json.loads(capsys.readouterr().out)["results"][0]["status"] == "passes"
+        # By then the leaf has expired: no client accepts the chain, pinned or not.
+        assert main([*base, "--at", later]) == 1
+        assert json.loads(capsys.readouterr().out)["results"][0]["status"] == "invalid-chain"

@@ -5,6 +5,7 @@ out every installed copy (RFC 7469 §4.3, and the article's advice)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Sequence
@@ -113,45 +114,98 @@ def write_new_files(files: Sequence[tuple[Path, bytes, int]], *, force: bool = F
     """Write each ``(path, data, mode)`` so that either all files are written or none is
     changed; never overwrite an existing file unless ``force``. Each file is written to
     a temporary file in its directory with its final mode from the start (a private key
-    is never readable by others, not even for a moment), then moved into place."""
+    is never readable by others, not even for a moment), then moved into place. With
+    ``force``, the files replaced are kept aside until every new file is in place, and
+    put back if one cannot be."""
+    seen: set[str] = set()
     for path, _, _ in files:
         if path.is_dir():
             raise InputError(f"{path} is a directory")
         if not force and (path.exists() or path.is_symlink()):
             raise InputError(f"{path} exists; use --force to overwrite it")
+        real = os.path.realpath(path)
+        if real in seen:
+            raise InputError(f"{path} is named twice: each file needs its own path")
+        seen.add(real)
     temps: list[tuple[str, Path]] = []
     placed: list[Path] = []
+    aside: list[tuple[str, Path]] = []
     try:
         for path, data, mode in files:
-            try:
-                fd, temp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-            except OSError as exc:
-                raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-            temps.append((temp, path))
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            temps.append((_write_temp(path, data, mode), path))
         for temp, path in temps:
-            if force:
-                try:
-                    os.replace(temp, path)
-                except OSError as exc:
-                    raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-            else:
-                # link() fails if the name appeared meanwhile: no overwrite by a race.
-                try:
-                    os.link(temp, path)
-                except FileExistsError:
-                    raise InputError(f"{path} exists; use --force to overwrite it") from None
-                placed.append(path)
+            if force and (path.exists() or path.is_symlink()):
+                # A fresh placeholder name to move the old file onto (replace() overwrites it).
+                fd, old = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.old.")
+                os.close(fd)
+                _move(path, old)
+                aside.append((old, path))
+            _place(temp, path)
+            placed.append(path)
     except BaseException:
         for path in placed:  # files this call created: all or nothing
             with contextlib.suppress(OSError):
                 path.unlink()
+        for old, path in aside:
+            with contextlib.suppress(OSError):
+                os.replace(old, path)
         raise
+    else:
+        for old, _ in aside:
+            with contextlib.suppress(OSError):
+                os.unlink(old)
     finally:
         for temp, _ in temps:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+
+
+def _write_temp(path: Path, data: bytes, mode: int) -> str:
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return temp
+
+
+def _move(source: Path, target: str) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        raise InputError(f"cannot replace {source}: {exc.strerror or exc}") from None
+
+
+def _place(temp: str, path: Path) -> None:
+    """Give ``temp`` the name ``path``, which must not exist: link() fails if the name
+    appeared meanwhile, so nothing is overwritten by a race."""
+    try:
+        os.link(temp, path)
+        return
+    except FileExistsError:
+        raise InputError(f"{path} exists; use --force to overwrite it") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOTSUP):
+            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    # A file system without hard links: create the name exclusively and copy.
+    try:
+        with open(temp, "rb") as source:
+            data = source.read()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, os.stat(temp).st_mode & 0o777)
+    except FileExistsError:
+        raise InputError(f"{path} exists; use --force to overwrite it") from None
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())

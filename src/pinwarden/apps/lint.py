@@ -15,6 +15,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from cryptography import x509
 from publicsuffixlist import PublicSuffixList
 
 from pinwarden.apps.lint_rules import RULES, SHORT_LIVED, LintRule, Needs, Severity
@@ -40,14 +41,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Evidence:
-    """What lint may read besides the policy. ``certificates``: certificates at hand
-    (``--chain`` files); ``live``: results of ``--live`` (None: not asked);
-    ``trust_store``: the store pinned roots must be in (None: not checked)."""
+    """What lint may read besides the policy. ``certificates``: a chain at hand, leaf
+    first (a ``--chain`` file), and ``chains`` more of them; ``live``: results of
+    ``--live`` (None: not asked); ``trust_store``: the store pinned roots must be in
+    (None: not checked)."""
 
     now: dt.datetime
     certificates: tuple[CertInfo, ...] = ()
     live: tuple[AddressResult, ...] | None = None
     trust_store: TrustStore | None = None
+    chains: tuple[tuple[CertInfo, ...], ...] = ()
+    """More chains at hand (leaf first), one per ``--chain`` file after the first."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,11 @@ class Finding:
 def skipped_rules(evidence: Evidence) -> list[LintRule]:
     """Rules :func:`lint_policy` cannot evaluate with this evidence."""
     have: set[Needs] = {"policy"}
-    chains = bool(evidence.certificates) or any(r.verified_chain for r in evidence.live or ())
+    chains = (
+        bool(evidence.certificates)
+        or any(evidence.chains)
+        or any(r.verified_chain for r in evidence.live or ())
+    )
     if chains:
         have.add("certificates")
     if evidence.live is not None:
@@ -103,9 +111,30 @@ class _Linter:
         self.policy = policy
         self.evidence = evidence
         self.findings: list[Finding] = []
-        live = [r for r in evidence.live or () if r.verified_chain is not None]
-        self.live_certs = [c for r in live for c in r.verified_chain or ()]
-        self.at_hand = _unique([*evidence.certificates, *self.live_certs])
+        files = [evidence.certificates] if evidence.certificates else []
+        self.file_chains = [tuple(c) for c in (*files, *evidence.chains) if c]
+        self.live_chains = [
+            (r.endpoint.host, r.verified_chain)
+            for r in evidence.live or ()
+            if r.verified_chain is not None
+        ]
+        every = [c for chain in self.file_chains for c in chain]
+        every += [c for _, chain in self.live_chains for c in chain]
+        self.at_hand = _unique(every)
+
+    def relevant(self, rule: PinRule) -> list[CertInfo]:
+        """The certificates at hand that tell something about ``rule``: chains whose leaf
+        covers one of its hosts (or files of CA certificates only), and the chains its
+        hosts served live. Evidence about another host proves nothing about this rule."""
+        certs: list[CertInfo] = []
+        for chain in self.file_chains:
+            if chain[0].is_ca or _covers_rule(chain[0], rule):
+                certs.extend(chain)
+        for host, chain in self.live_chains:
+            match = self.policy.rule_for(host)
+            if match is not None and match.rule is rule:
+                certs.extend(chain)
+        return _unique(certs)
 
     def add(self, rule_id: str, n: int | None, key: str, message: str) -> None:
         rule = RULES[rule_id]
@@ -116,8 +145,20 @@ class _Linter:
     def run(self) -> list[Finding]:
         for n, rule in enumerate(self.policy.rules):
             self.rule_checks(n, rule)
-            if self.at_hand:
-                self.chain_checks(n, rule)
+            if not self.at_hand:
+                continue
+            self.traps(n, rule)
+            relevant = self.relevant(rule)
+            if relevant:
+                self.chain_checks(n, rule, relevant)
+            else:
+                self.add(
+                    "PW019",
+                    n,
+                    "hosts",
+                    f"{_label(rule)}: no certificate at hand is for its hosts, so "
+                    "PW002, PW003, PW006, PW007 and PW010 were not checked for it",
+                )
         self.overlaps()
         if self.evidence.live is not None:
             self.live_checks()
@@ -179,15 +220,24 @@ class _Linter:
             f"({match.pattern.text}); a pin failure there cannot be reported",
         )
 
-    def chain_checks(self, n: int, rule: PinRule) -> None:
+    def traps(self, n: int, rule: PinRule) -> None:
+        for i, pin in enumerate(rule.pins):
+            if not any(_matches(pin, c) for c in self.at_hand):
+                self.trap(n, i, pin, _label(rule))
+
+    def chain_checks(self, n: int, rule: PinRule, relevant: list[CertInfo]) -> None:
         now = self.evidence.now
         label = _label(rule)
         matched: dict[int, list[CertInfo]] = {}
         backups = 0
         for i, pin in enumerate(rule.pins):
-            matched[i] = [c for c in self.at_hand if _matches(pin, c)]
+            matched[i] = [c for c in relevant if _matches(pin, c)]
             # A pin that matches nothing at hand is a backup, unless it is a trap.
-            if not matched[i] and not self.trap(n, i, pin, label):
+            if (
+                not matched[i]
+                and not self.is_trap(pin)
+                and not any(_matches(pin, c) for c in self.at_hand)
+            ):
                 backups += 1
         in_chain = [c for certs in matched.values() for c in certs]
         if backups == 0:
@@ -239,6 +289,17 @@ class _Linter:
                 f"certificate at hand expires ({max(ends):%Y-%m-%d})",
             )
 
+    def is_trap(self, pin: Pin) -> bool:
+        """Whether ``pin`` is a fingerprint or raw-key hash of a certificate at hand."""
+        if pin.algorithm != "sha256":
+            return False
+        for cert in self.at_hand:
+            forms = forms_of_certificate(cert.der)
+            for digest in (forms.cert_sha256, forms.raw_key_sha256):
+                if digest is not None and hmac.compare_digest(pin.digest, digest):
+                    return True
+        return False
+
     def trap(self, n: int, i: int, pin: Pin, label: str) -> bool:
         """Report a pin that is another hash of a certificate at hand; True if it is."""
         if pin.algorithm != "sha256":
@@ -288,6 +349,15 @@ class _Linter:
 
     def live_checks(self) -> None:
         now = self.evidence.now
+        for n, rule in enumerate(self.policy.rules):
+            if all(p.kind != "exact" and not p.include_base for p in rule.hosts):
+                self.add(
+                    "PW017",
+                    n,
+                    "hosts",
+                    f"{_label(rule)} has only wildcard patterns: no host to check live "
+                    "(check one with `pinwarden check --policy F HOST`)",
+                )
         served: dict[int, list[CertInfo]] = {}
         for result in self.evidence.live or ():
             where = f"{result.endpoint} at {result.address or '(no address)'}"
@@ -323,9 +393,26 @@ class _Linter:
                     )
 
 
+def _covers_rule(leaf: CertInfo, rule: PinRule) -> bool:
+    """Whether a leaf certificate is for one of the rule's hosts (by its SAN names)."""
+    try:
+        cert = x509.load_der_x509_certificate(leaf.der)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except Exception:  # no SAN, or a certificate cryptography cannot read: not shown
+        return False
+    names = [n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)]
+    names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    for name in names:
+        # A wildcard SAN stands for the names one label under it.
+        probe = "pinwarden-lint." + name[2:] if name.startswith("*.") else name
+        if any(p.matches(probe) for p in rule.hosts):
+            return True
+    return False
+
+
 def _last_day(expires_at: dt.datetime) -> str:
     """The expiry as the policy file writes it: ``expires = D`` is enforced through D."""
-    if expires_at.time() == dt.time(0):
+    if expires_at.time() == dt.time(0) and expires_at.date() > dt.date.min:
         return (expires_at - dt.timedelta(days=1)).date().isoformat()
     return expires_at.isoformat()
 

@@ -187,4 +187,13 @@ RULES = _rules(
         "Add the pin of a key in the served chain before switching the rule to enforce.",
         "live",
     ),
+    LintRule(
+        "PW019",
+        "no-evidence-for-rule",
+        "note",
+        "No certificate at hand is for this rule's hosts: the certificate rules were not "
+        "checked for it.",
+        "Give the chain its hosts serve (`--chain FILE`) or use `--live`.",
+        "certificates",
+    ),
 )

@@ -262,6 +262,14 @@ def recommend(
         if chain_level == "root":
             level = "root"
         reasons.extend(r for r in chain_reasons if r not in reasons)
+    intermediates = {chain[1].pin for chain in chains if len(chain) > 2}
+    if level == "intermediate" and len(intermediates) > 1:
+        level = "root"
+        reasons.append(
+            f"not an intermediate: the host's addresses serve {len(intermediates)} different "
+            "intermediates, so they are rotated (by the CA or the CDN); one more would lock "
+            "clients out"
+        )
     if level == "root":
         # Reasons for an intermediate pin no longer apply.
         reasons = [r for r in reasons if not r.startswith("the intermediate ")]
@@ -289,7 +297,10 @@ def recommend(
         if all(p.pin != pin for p in pins):
             pins.append(RecommendedPin(pin, "backup", label))
     # Enforced through the chosen day; never past the pinned certificates (lint PW010).
-    last_day = min([now + lifetime, *ends]) - dt.timedelta(days=1)
+    try:
+        last_day = min([now + lifetime, *ends]) - dt.timedelta(days=1)
+    except OverflowError:
+        raise InputError(f"{now:%Y-%m-%d} is too close to the end of the calendar") from None
     return Recommendation(
         hosts=tuple(hosts),
         level=level,

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pinwarden._version import __version__
 from pinwarden.apps.lint import RULES, Finding
@@ -62,8 +63,10 @@ def locate(text: str, key: str) -> int | None:
 
 
 def _uri(source: str) -> str:
+    """An RFC 3986 URI reference: ``file://`` for an absolute path, else the relative
+    path percent-encoded (``my pins.toml`` is ``my%20pins.toml``)."""
     path = Path(source)
-    return path.resolve().as_uri() if path.is_absolute() else path.as_posix()
+    return path.resolve().as_uri() if path.is_absolute() else quote(path.as_posix())
 
 
 def to_sarif(files: Sequence[tuple[str, str, Sequence[Finding]]]) -> dict[str, Any]:

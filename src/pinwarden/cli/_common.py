@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,14 @@ from pinwarden.cli.pin import _read
 from pinwarden.errors import CertificateError, InputError
 from pinwarden.policy import Policy, parse_iso_datetime
 
-__all__ = ["load_chain", "load_policy_text", "parse_when", "probe_with_progress"]
+__all__ = [
+    "check_port",
+    "check_timeout",
+    "load_chain",
+    "load_policy_text",
+    "parse_when",
+    "probe_with_progress",
+]
 
 
 def parse_when(text: str | None) -> dt.datetime:
@@ -27,14 +35,34 @@ def parse_when(text: str | None) -> dt.datetime:
     value = text.strip()
     try:
         if len(value) == 10:
-            day = dt.date.fromisoformat(value)
-            return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
-        when = parse_iso_datetime(value)
+            when = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.timezone.utc)
+        else:
+            when = parse_iso_datetime(value)
     except ValueError:
         raise InputError(f"--at {text!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime") from None
     if when.tzinfo is None:
         raise InputError(f"--at {text!r} needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
-    return when.astimezone(dt.timezone.utc)
+    try:
+        utc = when.astimezone(dt.timezone.utc)
+        # Leave room for the date arithmetic of the commands (a year of policy lifetime).
+        utc + dt.timedelta(days=800)
+        utc - dt.timedelta(days=800)
+    except OverflowError:
+        raise InputError(f"--at {text!r} is out of range") from None
+    return utc
+
+
+def check_timeout(value: float, option: str = "--timeout") -> float:
+    """A timeout in seconds: finite, positive, at most a day."""
+    if not math.isfinite(value) or value <= 0 or value > 86400:
+        raise InputError(f"{option} {value}: give a number of seconds from 0 to 86400")
+    return value
+
+
+def check_port(value: int, option: str = "--port") -> int:
+    if not 0 < value < 65536:
+        raise InputError(f"{option} {value}: a port is a number from 1 to 65535")
+    return value
 
 
 def load_policy_text(path: str) -> tuple[Policy, str]:
@@ -64,8 +92,7 @@ def probe_with_progress(
     """:func:`probe_endpoints` with a progress bar on stderr (none when ``quiet``)."""
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
-    if timeout <= 0:
-        raise InputError("--timeout must be positive")
+    check_timeout(timeout)
     probe = functools.partial(
         probe_endpoints,
         endpoints,

@@ -13,7 +13,7 @@ from pinwarden.apps.lint import Evidence, lint_policy
 from pinwarden.apps.live import AddressResult, Endpoint
 from pinwarden.certs import CertInfo
 from pinwarden.cli._app import JSON_HELP, app
-from pinwarden.cli._common import parse_when, probe_with_progress
+from pinwarden.cli._common import check_port, parse_when, probe_with_progress
 from pinwarden.cli._output import emit_json, err, out
 from pinwarden.errors import InputError
 from pinwarden.policy import Policy
@@ -51,6 +51,21 @@ def _judge(policy: Policy, result: AddressResult, now: dt.datetime) -> _Checked:
         return _Checked(result, "unknown", result.network_error)
     if result.verified_chain is None:
         return _Checked(result, "invalid-chain", f"does not verify: {result.verification_error}")
+    # OpenSSL verified the chain now; with --at, a certificate may be invalid by then.
+    for cert in result.verified_chain:
+        if cert.not_after is not None and cert.not_after < now:
+            return _Checked(
+                result,
+                "invalid-chain",
+                f"{cert.position} {cert.subject} expires on {cert.not_after:%Y-%m-%d}, "
+                f"before {now:%Y-%m-%d}",
+            )
+        if cert.not_before is not None and cert.not_before > now:
+            return _Checked(
+                result,
+                "invalid-chain",
+                f"{cert.position} {cert.subject} is not valid before {cert.not_before:%Y-%m-%d}",
+            )
     chain = [c.der for c in result.verified_chain]
     verdict = verify(policy, result.endpoint.host, chain, now=now)
     status = {
@@ -106,6 +121,7 @@ def check_command(
     address serves a chain that fails the pins or does not verify, 3 when an address or
     name could not be reached (never reported as OK), 0 otherwise.
     """
+    check_port(port)
     policy = Policy.load(policy_file)
     now = parse_when(at)
     endpoints = _endpoints(policy, hosts or [], port)
@@ -173,6 +189,8 @@ def _show(checked: list[_Checked], now: dt.datetime) -> None:
             console.print(
                 f"  matched {c.verdict.matched_pin} (chain position {c.verdict.matched_position})"
             )
+        for i, cert in enumerate(r.verified_chain or ()):
+            console.print(f"  [{i}] {cert.position} {escape(cert.subject)}  {cert.pin}")
         for cert in c.pinned():
             days = cert.days_left(now)
             console.print(

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from pinwarden.certs import load_objects
 from pinwarden.cli._app import JSON_HELP, app
+from pinwarden.cli._common import check_timeout
 from pinwarden.cli._output import emit_json, err, out
 from pinwarden.cli.pin import _read
 from pinwarden.errors import InputError
@@ -33,16 +34,22 @@ def _chain_candidates(
         host, port, servername=servername, connect=connect, cafile=cafile, timeout=timeout
     )
     chain = result.verified_chain
+    unverified = ""
     if chain is None:
-        # Identification is diagnosis, not trust: the served chain is what we can offer.
+        # Identification is diagnosis, not trust: the served chain is what we can offer,
+        # but a match there is never reported as a pin to use (exit 1, "unverified").
         err().print(
             f"note: the chain of {target} did not verify ({result.verification_error}); "
-            "identifying against the chain it served",
+            "identifying against the chain it served, which may not be the server's",
             markup=False,
         )
         chain = result.served_chain
+        unverified = " (unverified)"
     return [
-        Candidate(f"{target} [{i}] {info.position} {info.subject}", forms_of_certificate(info.der))
+        Candidate(
+            f"{target} [{i}] {info.position} {info.subject}{unverified}",
+            forms_of_certificate(info.der),
+        )
         for i, info in enumerate(chain)
     ]
 
@@ -109,7 +116,8 @@ def identify_command(
     which certificate or key; and give the SPKI pin to use instead.
 
     Exit 0 when the value is an SPKI pin of something given, 1 when it is another form
-    (a trap) or matches nothing, 3 when --host cannot be reached.
+    (a trap), matches nothing, or matches only a chain that did not verify; 3 when
+    --host cannot be reached.
     """
     if host is None and not cert:
         raise InputError("give --host HOST[:PORT] or --cert FILE to compare the value with")
@@ -118,13 +126,14 @@ def identify_command(
     for path in cert or ():
         candidates.extend(_file_candidates(path, password))
     if host is not None:
+        check_timeout(timeout)
         candidates.extend(_chain_candidates(host, servername, connect, cafile, timeout))
     matches = identify(value, candidates)
     if json_:
         emit_json(_to_json(value, matches))
     else:
         _show(value, matches, len(candidates))
-    if not any(m.is_pin for m in matches):
+    if not any(m.is_pin and not m.candidate.label.endswith("(unverified)") for m in matches):
         raise typer.Exit(1)
 
 

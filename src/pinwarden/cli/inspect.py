@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pinwarden.cli._app import JSON_HELP, app
+from pinwarden.cli._common import check_timeout
 from pinwarden.cli._output import emit_json, out, render_chain
 from pinwarden.probe import ProbeResult, parse_target, probe
 
@@ -67,6 +68,7 @@ def inspect_command(
     Exit 0 when the chain verifies, 1 when it does not, 3 when no handshake completed.
     """
     host, port = parse_target(target)
+    check_timeout(timeout)
     result = probe(
         host, port, servername=servername, connect=connect, cafile=cafile, timeout=timeout
     )

@@ -11,9 +11,14 @@ from pinwarden.apps.lint import RULES, Evidence, Finding, LintRule, lint_policy,
 from pinwarden.apps.live import AddressResult, Endpoint
 from pinwarden.apps.sarif import locate, to_sarif
 from pinwarden.apps.trust import TrustStore, load_trust_store
-from pinwarden.certs import CertInfo
 from pinwarden.cli._app import JSON_HELP, app
-from pinwarden.cli._common import load_chain, load_policy_text, parse_when, probe_with_progress
+from pinwarden.cli._common import (
+    check_port,
+    load_chain,
+    load_policy_text,
+    parse_when,
+    probe_with_progress,
+)
 from pinwarden.cli._output import emit_json, err, out
 from pinwarden.errors import InputError
 from pinwarden.policy import Policy
@@ -82,11 +87,10 @@ def lint_command(
     unknown = sorted(ignored - set(RULES))
     if unknown:
         raise InputError(f"--ignore: unknown rule(s) {', '.join(unknown)}")
+    check_port(port)
     now = parse_when(at)
     loaded = [(path, *load_policy_text(path)) for path in policies]
-    certificates: list[CertInfo] = []
-    for path in chain or ():
-        certificates.extend(load_chain(path))
+    chains = [tuple(load_chain(path)) for path in chain or ()]
     results: tuple[AddressResult, ...] | None = None
     if live:
         endpoints, wildcards = _live_endpoints([p for _, p, _ in loaded], port)
@@ -107,9 +111,9 @@ def lint_command(
             )
         )
     store: TrustStore | None = None
-    if certificates or live:
+    if chains or live:
         store = load_trust_store(cafile)
-    evidence = Evidence(now, tuple(certificates), results, store)
+    evidence = Evidence(now, chains[0] if chains else (), results, store, tuple(chains[1:]))
     per_file: list[tuple[str, str, list[Finding]]] = []
     for path, policy, text in loaded:
         findings = [f for f in lint_policy(policy, evidence) if f.rule.id not in ignored]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography import x509
 from rich.markup import escape
 from rich.table import Table
 
@@ -54,6 +55,18 @@ def _versions(specs: list[str]) -> list[tuple[str, Policy]]:
     return versions
 
 
+def _pinned_hosts(policies: list[Policy]) -> list[str]:
+    return list(
+        dict.fromkeys(
+            p.base
+            for policy in policies
+            for rule in policy.rules
+            for p in rule.hosts
+            if p.kind == "exact" or p.include_base
+        )
+    )
+
+
 def _chain_targets(
     path: str, names: list[str], policies: list[Policy], cafile: str | None, now: dt.datetime
 ) -> tuple[list[Target], list[CertInfo]]:
@@ -62,6 +75,18 @@ def _chain_targets(
     if not certs:
         raise CertificateError(f"{path}: no certificate in this file")
     hosts = [normalize_host(n) for n in names] or names_for_chain(certs[0], policies)
+    if not names:
+        pinned = _pinned_hosts(policies)
+        if not any(any(pol.rule_for(h) for pol in policies) for h in hosts):
+            # A chain that covers no pinned host would pass every version as "not
+            # pinned": check it against the pinned hosts instead, where it would be
+            # deployed if it replaced their certificate.
+            err().print(
+                f"note: {path} covers none of the pinned hosts; simulating it for "
+                f"{', '.join(pinned)} (give --name HOST to choose)",
+                markup=False,
+            )
+            hosts = list(dict.fromkeys([*hosts, *pinned]))
     if not hosts:
         raise InputError(f"{path}: the leaf names no host; give --name HOST")
     anchors = load_trust_store(cafile).anchors()
@@ -73,7 +98,12 @@ def _chain_targets(
 
 
 def _live_targets(
-    hosts: list[str], nameserver: str | None, cafile: str | None, timeout: float, quiet: bool
+    hosts: list[str],
+    nameserver: str | None,
+    cafile: str | None,
+    timeout: float,
+    quiet: bool,
+    now: dt.datetime,
 ) -> list[Target]:
     endpoints = [Endpoint(*parse_target(h)) for h in hosts]
     results = probe_with_progress(
@@ -84,6 +114,7 @@ def _live_targets(
         concurrency=16,
         quiet=quiet,
     )
+    anchors = load_trust_store(cafile).anchors()
     targets = []
     for r in results:
         if r.network_error is not None:
@@ -91,8 +122,11 @@ def _live_targets(
         elif r.verified_chain is None:
             targets.append(Target(r.endpoint.host, None, r.verification_error, r.address))
         else:
-            chain = tuple(c.der for c in r.verified_chain)
-            targets.append(Target(r.endpoint.host, chain, None, r.address))
+            # What OpenSSL verified is valid now; --at asks about another date: build the
+            # path again from what the server sends, as a client would on that date.
+            served = [x509.load_der_x509_certificate(c.der) for c in r.served_chain]
+            chain, problem = build_verified_chain(served, r.endpoint.host, anchors, now)
+            targets.append(Target(r.endpoint.host, chain, problem, r.address))
     return targets
 
 
@@ -149,7 +183,7 @@ def simulate_command(
         targets, certs = _chain_targets(chain, name or [], policies, cafile, now)
         _warn_traps(versions, certs, now)
     else:
-        targets = _live_targets(host or [], nameserver, cafile, timeout, json_)
+        targets = _live_targets(host or [], nameserver, cafile, timeout, json_, now)
         served = {der for t in targets for der in t.chain or ()}
         _warn_traps(versions, [CertInfo.from_certificate(der, "leaf") for der in served], now)
     cells = simulate(versions, targets, now=now)
