@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pinwarden
+from bench_caa import measure_caa_audit
 from bench_https import BenchmarkError, check_setup, httpx_client, measure, requests_client
 from bench_pki import HOSTNAME, BenchPKI, ServerProcess
 from bench_profile import profile_report
@@ -38,6 +39,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=60, help="requests per side and round")
     parser.add_argument("--warmup", type=int, default=30, help="warm-up requests per side")
     parser.add_argument("--repeats", type=int, default=7, help="timeit repeats for verify()")
+    parser.add_argument("--caa-names", type=int, default=2000, help="names for the CAA audit")
     parser.add_argument("--quick", action="store_true", help="a few seconds: 4 rounds × 20")
     parser.add_argument("--profile", action="store_true", help="also profile the pinned side")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results directory")
@@ -45,8 +47,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.batch, args.warmup, args.repeats = 4, 20, 10, 3
-    if min(args.rounds, args.batch, args.repeats) < 1 or args.warmup < 0:
-        parser.error("--rounds, --batch and --repeats must be positive, --warmup not negative")
+        args.caa_names = 300
+    if min(args.rounds, args.batch, args.repeats, args.caa_names) < 1 or args.warmup < 0:
+        parser.error(
+            "--rounds, --batch, --repeats and --caa-names must be positive, --warmup not negative"
+        )
     return args
 
 
@@ -173,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchmarkError as exc:
         print(f"benchmark set-up error: {exc}", file=sys.stderr)
         return 2
-    results: list[Result] = [*https, *_verify(args, pki)]
+    _progress(f"CAA audit: {args.caa_names} names, sequential then concurrent")
+    caa = measure_caa_audit(args.caa_names)
+    results: list[Result] = [*https, *_verify(args, pki), caa]
     table = render_table(results)
     notes = _notes(results, setup)
     duration = time.perf_counter() - started
@@ -201,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "policy": f"{HOSTNAME}: intermediate pin + backup pin (enforce)",
                 "plain_context": "ssl.create_default_context(cadata=<bench root>)",
                 "pinned_context": "pinwarden.create_context(policy, cadata=<bench root>)",
+                "caa_audit": "pinwarden.caa.audit.audit(names, connect=False) against the "
+                "test kit's DNS server in a child process, each answer delayed "
+                f"{caa.settings['dns_delay_ms']:.0f} ms",
             },
             "tls": setup,
             "duration_s": duration,

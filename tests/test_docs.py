@@ -185,3 +185,23 @@ def test_live_command_json_keys_are_documented(
     assert set(check) == _sub_table_keys(heading, "| key |")
     assert set(check["results"][0]) == _sub_table_keys(heading, "Each result:")
     assert set(recommend) == _table_keys(_json_doc(), "## `pinwarden recommend --json`")
+
+
+def test_caa_json_keys_are_documented(capsys: pytest.CaptureFixture[str]) -> None:
+    from pinwarden.testing.dns import DNSServer
+
+    with DNSServer() as dns:
+        dns.add("example.com", "CAA", '0 issue "letsencrypt.org"')
+        ns = ["--nameserver", dns.nameserver, "--timeout", "3"]
+        main(["caa", "check", "api.example.com", "--ca", "letsencrypt.org", *ns, "--json"])
+        check = json.loads(capsys.readouterr().out)
+        main(["caa", "audit", "api.example.com", "--no-connect", *ns, "--json"])
+        audit = json.loads(capsys.readouterr().out)
+    heading = "## `pinwarden caa check --json`"
+    assert set(check) == _sub_table_keys(heading, "| key |")
+    assert set(check["lookup"]) == _sub_table_keys(heading, "`lookup`:")
+    assert set(check["summary"]) == _sub_table_keys(heading, "`summary`:")
+    assert set(check["evaluation"]) == _sub_table_keys(heading, "`evaluation`:")
+    heading = "## `pinwarden caa audit --json`"
+    assert set(audit) == _sub_table_keys(heading, "| key |")
+    assert set(audit["results"][0]) == _sub_table_keys(heading, "Each result:")

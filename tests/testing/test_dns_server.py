@@ -329,3 +329,153 @@ def _answers(query: dns.message.Message, wire: bytes) -> bool:
         return query.is_response(dns.message.from_wire(wire))
     except dns.exception.DNSException:
         return False
+
+
+# -- DNAME (RFC 6672) ----------------------------------------------------------------
+
+
+def _answer_types(response: dns.message.Message) -> list[tuple[str, str]]:
+    return [(str(r.name), dns.rdatatype.to_text(r.rdtype)) for r in response.answer]
+
+
+def test_a_name_below_a_dname_gets_the_dname_and_a_synthesized_cname(server: DNSServer) -> None:
+    server.add("old.example", "DNAME", "new.example.", ttl=42)
+    server.add("www.new.example", "A", "127.0.0.7")
+    response = _ask(server, "www.old.example", "A")
+    assert response.rcode() == dns.rcode.NOERROR
+    assert _answer_types(response) == [
+        ("old.example.", "DNAME"),
+        ("www.old.example.", "CNAME"),
+        ("www.new.example.", "A"),
+    ]
+    cname = response.answer[1]
+    assert cname.ttl == 42  # RFC 6672 3.1: the DNAME's TTL
+    assert str(cname[0].target) == "www.new.example."
+    answer = server.resolver().resolve("www.old.example", "A")
+    assert [rd.address for rd in answer] == ["127.0.0.7"]
+
+
+def test_a_dname_redirects_deeper_names_and_cnames_after_it(server: DNSServer) -> None:
+    server.add("old.example", "DNAME", "new.example.")
+    server.add("a.b.new.example", "CNAME", "final.example.net.")
+    server.add("final.example.net", "CAA", '0 issue "ca.example"')
+    response = _ask(server, "a.b.old.example", "CAA")
+    assert _answer_types(response) == [
+        ("old.example.", "DNAME"),
+        ("a.b.old.example.", "CNAME"),
+        ("a.b.new.example.", "CNAME"),
+        ("final.example.net.", "CAA"),
+    ]
+
+
+def test_the_dname_owner_itself_is_not_redirected(server: DNSServer) -> None:
+    server.add("old.example", "DNAME", "new.example.")
+    server.add("old.example", "A", "127.0.0.1")
+    server.add("new.example", "A", "127.0.0.2")
+    assert _answer_types(_ask(server, "old.example", "A")) == [("old.example.", "A")]
+    assert _answer_types(_ask(server, "old.example", "DNAME")) == [("old.example.", "DNAME")]
+
+
+def test_a_dname_to_a_missing_name_is_nxdomain_with_the_chain(server: DNSServer) -> None:
+    server.add("old.example", "DNAME", "new.example.")
+    server.add("new.example", "A", "127.0.0.2")
+    response = _ask(server, "gone.old.example", "A")
+    assert response.rcode() == dns.rcode.NXDOMAIN
+    assert _answer_types(response) == [
+        ("old.example.", "DNAME"),
+        ("gone.old.example.", "CNAME"),
+    ]
+
+
+def test_the_highest_dname_wins_because_it_hides_what_is_below(server: DNSServer) -> None:
+    server.add("example", "DNAME", "example.net.")
+    server.add("old.example", "DNAME", "elsewhere.example.org.")  # occluded
+    server.add("www.old.example.net", "A", "127.0.0.3")
+    response = _ask(server, "www.old.example", "A")
+    assert str(response.answer[1][0].target) == "www.old.example.net."
+    assert _answer_types(response)[-1] == ("www.old.example.net.", "A")
+
+
+def test_a_dname_making_a_name_too_long_is_yxdomain(server: DNSServer) -> None:
+    long_target = ".".join(["x" * 60] * 3) + "."  # 184 bytes
+    server.add("d.example", "DNAME", long_target)
+    response = _ask(server, f"{'y' * 60}.{'z' * 60}.d.example", "A")
+    assert response.rcode() == dns.rcode.YXDOMAIN
+    assert _answer_types(response) == [("d.example.", "DNAME")]
+
+
+def test_a_dname_loop_ends(server: DNSServer) -> None:
+    server.add("a.example", "DNAME", "b.example.")
+    server.add("b.example", "DNAME", "a.example.")
+    response = _ask(server, "www.a.example", "A")
+    assert _answer_types(response) == [
+        ("a.example.", "DNAME"),
+        ("www.a.example.", "CNAME"),
+        ("b.example.", "DNAME"),
+        ("www.b.example.", "CNAME"),
+    ]
+
+
+# -- per-name AD, Extended DNS Errors, raw replies ----------------------------------
+
+
+def test_ad_bit_per_name(server: DNSServer) -> None:
+    server.add("example.com", "CAA", '0 issue "ca.example"')
+    server.add("www.example.com", "A", "127.0.0.1")
+    server.set_ad(True, name="example.com")
+    assert _ask(server, "example.com", "CAA").flags & dns.flags.AD
+    assert not _ask(server, "www.example.com", "CAA").flags & dns.flags.AD
+    server.set_ad(True)
+    server.set_ad(False, name="example.com")  # the name's setting wins over the global one
+    assert not _ask(server, "example.com", "CAA").flags & dns.flags.AD
+    assert _ask(server, "www.example.com", "CAA").flags & dns.flags.AD
+
+
+def test_extended_dns_error_on_servfail(server: DNSServer) -> None:
+    server.fail("example.com", "SERVFAIL", ede=6, ede_text="signature expired")
+    query = dns.message.make_query("example.com", "CAA", use_edns=0, want_dnssec=True)
+    response = dns.query.udp(query, server.host, port=server.port, timeout=2)
+    assert response.rcode() == dns.rcode.SERVFAIL
+    errors = response.extended_errors()
+    assert [(int(e.code), e.text) for e in errors] == [(6, "signature expired")]
+    # Without EDNS in the query there is nowhere to put it.
+    plain = _ask(server, "example.com", "CAA")
+    assert (plain.rcode(), plain.edns) == (dns.rcode.SERVFAIL, -1)
+
+
+def test_extended_dns_error_only_with_an_rcode_fault(server: DNSServer) -> None:
+    with pytest.raises(ValueError, match="Extended DNS Error"):
+        server.fail("example.com", "timeout", ede=6)
+
+
+def test_raw_replies_go_out_with_the_query_id(server: DNSServer) -> None:
+    server.add("example.com", "A", "127.0.0.1")
+    server.add("example.com", "AAAA", "::1")
+    server.respond_raw("example.com", b"\xff\xff\x81\x80 anything at all", rdtype="A")
+    query = dns.message.make_query("example.com", "A", id=0x1234)
+    wire = _udp_exchange(server, query.to_wire())
+    assert wire == b"\x12\x34\x81\x80 anything at all"
+    with socket.create_connection(server.address, timeout=2) as sock:
+        dns.query.send_tcp(sock, query)
+        length = int.from_bytes(sock.recv(2), "big")
+        assert sock.recv(length) == wire
+    assert _ask(server, "example.com", "AAAA").answer  # another type: from the zone
+    server.respond_raw("example.com", b"\x00")  # every type; too short for an ID: as is
+    assert _udp_exchange(server, dns.message.make_query("example.com", "AAAA").to_wire()) == b"\x00"
+    server.respond_raw("example.com", None)
+    server.respond_raw("example.com", None, rdtype="A")
+    assert _ask(server, "example.com", "A").answer
+    assert [q.transport for q in server.queries] == ["udp", "tcp", "udp", "udp", "udp"]
+
+
+def test_a_delay_holds_each_answer_back() -> None:
+    import time
+
+    with DNSServer(delay=0.2) as server:
+        server.add("a.test", "A", "127.0.0.1")
+        for tcp in (False, True):
+            started = time.monotonic()
+            answer = server.resolver(timeout=5).resolve("a.test", "A", tcp=tcp)
+            # A lower bound only: how much parallel delayed answers gain is a benchmark.
+            assert time.monotonic() - started >= 0.2
+            assert [r.address for r in answer] == ["127.0.0.1"]

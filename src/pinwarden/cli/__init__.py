@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import typer
 
 from pinwarden.cli import (  # noqa: F401 - importing registers the commands
+    caa,
     check,
     demo,
     formats,

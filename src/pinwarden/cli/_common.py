@@ -55,7 +55,7 @@ def parse_when(text: str | None) -> dt.datetime:
 def check_timeout(value: float, option: str = "--timeout") -> float:
     """A timeout in seconds: finite, positive, at most a day."""
     if not math.isfinite(value) or value <= 0 or value > 86400:
-        raise InputError(f"{option} {value}: give a number of seconds from 0 to 86400")
+        raise InputError(f"{option} {value}: give seconds, more than 0 and at most 86400")
     return value
 
 

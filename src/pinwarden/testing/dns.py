@@ -1,13 +1,16 @@
 """A small DNS server on the loopback interface, with records and faults chosen by the test.
 
 It answers like the recursive resolver a client normally talks to: the records of the name
-and type asked for, with any CNAME chain inside the zone followed into the answer section;
-NOERROR with an empty answer (NODATA) for a name that exists without that type; NXDOMAIN
-for a name the zone does not hold. UDP and TCP share one port.
+and type asked for, with any CNAME chain inside the zone followed into the answer section,
+and a name below a DNAME answered with that DNAME and the CNAME synthesized from it
+(RFC 6672 3.1), followed the same way; NOERROR with an empty answer (NODATA) for a name
+that exists without that type; NXDOMAIN for a name the zone does not hold. UDP and TCP
+share one port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import socketserver
@@ -17,6 +20,7 @@ import threading
 from types import TracebackType
 from typing import Any, Literal, NamedTuple, get_args
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -27,6 +31,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
+import dns.rdtypes.ANY.DNAME
 import dns.resolver
 
 __all__ = ["DNSServer", "Fault", "ReceivedQuery"]
@@ -40,6 +45,13 @@ _HEADER = struct.Struct("!HHHHHH")
 _POLL = 0.05  # seconds between checks of the stop flag in blocking loops
 # (owner, type) -> [(rdata, TTL)], in the order added
 _Zone = dict[tuple[dns.name.Name, dns.rdatatype.RdataType], list[tuple[dns.rdata.Rdata, int]]]
+# (name, type or None for every type) -> what to do instead of answering from the zone
+_Key = tuple[dns.name.Name, dns.rdatatype.RdataType | None]
+
+
+class _Fault(NamedTuple):
+    fault: Fault
+    ede: dns.edns.EDEOption | None
 
 
 class ReceivedQuery(NamedTuple):
@@ -77,22 +89,29 @@ def _formerr(wire: bytes) -> bytes | None:
 class DNSServer:
     """A DNS server on 127.0.0.1 (or another loopback ``host``), UDP and TCP on one port,
     serving records added with :meth:`add` / :meth:`add_raw`, with per-name faults
-    (:meth:`fail`) and an optional AD bit (:meth:`set_ad`). Every question it reads is
+    (:meth:`fail`), an optional AD bit (:meth:`set_ad`) and an optional ``delay`` before
+    each answer (queries are answered in parallel). Every question it reads is
     appended to ``queries``.
 
     Use as a context manager, or :meth:`start` / :meth:`stop`. Point a client at
     :attr:`nameserver` (``"127.0.0.1:PORT"``) or use :meth:`resolver`.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the test DNS server only listens on loopback, not {host!r}")
+        if delay < 0:
+            raise ValueError("delay must not be negative")
         self.host = host
+        self.delay = delay
+        """Seconds to wait before each answer: a network's round trip, for benchmarks."""
         self.queries: list[ReceivedQuery] = []
         self._lock = threading.Lock()
         self._records: _Zone = {}
-        self._faults: dict[tuple[dns.name.Name, dns.rdatatype.RdataType | None], Fault] = {}
+        self._faults: dict[_Key, _Fault] = {}
+        self._raw_replies: dict[_Key, bytes] = {}
         self._ad = False
+        self._ad_names: dict[dns.name.Name, bool] = {}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._udp, self._tcp = self._bind(host, port)
@@ -141,23 +160,61 @@ class DNSServer:
         with self._lock:
             self._records.setdefault((_name(name), rdata.rdtype), []).append((rdata, ttl))
 
-    def fail(self, name: str, fault: Fault | None, *, rdtype: str | None = None) -> None:
+    def fail(
+        self,
+        name: str,
+        fault: Fault | None,
+        *,
+        rdtype: str | None = None,
+        ede: int | None = None,
+        ede_text: str | None = None,
+    ) -> None:
         """From now on answer questions about ``name`` (of type ``rdtype`` only, when
         given) with ``fault``: ``"SERVFAIL"`` or ``"REFUSED"`` (that RCODE), ``"timeout"``
         (no answer at all), or ``"truncate"`` (an empty answer with the TC bit over UDP, so
-        the client retries over TCP, where the real answer comes). ``None`` heals."""
+        the client retries over TCP, where the real answer comes). ``None`` heals.
+
+        ``ede`` adds an Extended DNS Error (RFC 8914) with that INFO-CODE and optional
+        ``ede_text`` to a SERVFAIL or REFUSED, as a validating resolver does: 6 "DNSSEC
+        Bogus", 7 "Signature Expired"... It goes out only to a query with EDNS, the only
+        kind that can carry it."""
         if fault is not None and fault not in _FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {', '.join(_FAULTS)}")
-        key = (_name(name), dns.rdatatype.RdataType.make(rdtype) if rdtype else None)
+        if ede is not None and fault not in ("SERVFAIL", "REFUSED"):
+            raise ValueError("an Extended DNS Error goes with a SERVFAIL or REFUSED fault")
+        key = self._key(name, rdtype)
+        option = None if ede is None else dns.edns.EDEOption(dns.edns.EDECode.make(ede), ede_text)
         with self._lock:
             if fault is None:
                 self._faults.pop(key, None)
             else:
-                self._faults[key] = fault
+                self._faults[key] = _Fault(fault, option)
 
-    def set_ad(self, on: bool = True) -> None:
-        """Set the AD bit (the answer was DNSSEC-authenticated) on every answer."""
-        self._ad = on
+    def respond_raw(self, name: str, data: bytes | None, *, rdtype: str | None = None) -> None:
+        """From now on answer questions about ``name`` (of type ``rdtype`` only, when
+        given) with ``data`` as it is, over UDP and TCP: any bytes, a broken response for
+        a client to survive. Only the first two bytes are replaced by the query's ID, so
+        the reply reaches the client's parser. ``None`` goes back to the zone."""
+        key = self._key(name, rdtype)
+        with self._lock:
+            if data is None:
+                self._raw_replies.pop(key, None)
+            else:
+                self._raw_replies[key] = bytes(data)
+
+    def set_ad(self, on: bool = True, *, name: str | None = None) -> None:
+        """Set the AD bit (the answer was DNSSEC-authenticated) on every answer, or,
+        with ``name``, on answers to questions about that name only (which then follow
+        ``on`` whatever the setting for every answer)."""
+        with self._lock:
+            if name is None:
+                self._ad = on
+            else:
+                self._ad_names[_name(name)] = on
+
+    @staticmethod
+    def _key(name: str, rdtype: str | None) -> _Key:
+        return _name(name), dns.rdatatype.RdataType.make(rdtype) if rdtype else None
 
     # -- running ---------------------------------------------------------------
 
@@ -236,6 +293,7 @@ class DNSServer:
             response.set_rcode(dns.rcode.FORMERR)
             return response.to_wire()
         question = query.question[0]
+        keys = ((question.name, question.rdtype), (question.name, None))
         with self._lock:
             self.queries.append(
                 ReceivedQuery(
@@ -244,19 +302,25 @@ class DNSServer:
                     transport,
                 )
             )
-            fault = self._faults.get((question.name, question.rdtype)) or self._faults.get(
-                (question.name, None)
-            )
-            if fault is None or (fault == "truncate" and transport == "tcp"):
+            raw = next((self._raw_replies[k] for k in keys if k in self._raw_replies), None)
+            fault = next((self._faults[k] for k in keys if k in self._faults), None)
+            if raw is None and (
+                fault is None or (fault.fault == "truncate" and transport == "tcp")
+            ):
                 self._fill(response, question.name, question.rdtype, question.rdclass)
-        if fault == "timeout":
+            ad = self._ad_names.get(question.name, self._ad)
+        if raw is not None:
+            return query.id.to_bytes(2, "big") + raw[2:] if len(raw) >= 2 else raw
+        if fault is not None and fault.fault == "timeout":
             return None
-        if fault in ("SERVFAIL", "REFUSED"):
-            response.set_rcode(dns.rcode.from_text(fault))
+        if fault is not None and fault.fault in ("SERVFAIL", "REFUSED"):
+            response.set_rcode(dns.rcode.from_text(fault.fault))
+            if fault.ede is not None and query.edns >= 0:
+                response.use_edns(0, 0, response.payload, query.payload, [fault.ede])
             return response.to_wire()
-        if self._ad:
+        if ad:
             response.flags |= dns.flags.AD
-        if fault == "truncate" and transport == "udp":
+        if fault is not None and transport == "udp":  # "truncate"
             response.flags |= dns.flags.TC
             return response.to_wire()
         limit = 0xFFFF if transport == "tcp" else max(_UDP_LIMIT, query.payload)
@@ -279,27 +343,60 @@ class DNSServer:
         seen: set[dns.name.Name] = set()
         while name not in seen:
             seen.add(name)
+            dname = self._dname_above(name)
+            if dname is not None:
+                # RFC 6672 2.2 and 3.1: everything below a DNAME owner is redirected, and
+                # the answer carries the DNAME and the CNAME synthesized from it, whose
+                # TTL is the DNAME's.
+                owner, redirect, ttl = dname
+                self._add(response, owner, [(redirect, ttl)])
+                try:
+                    target = name.relativize(owner).concatenate(redirect.target)
+                except dns.name.NameTooLong:
+                    response.set_rcode(dns.rcode.YXDOMAIN)  # RFC 6672 2.2
+                    return
+                synthesized = dns.rdata.from_text(
+                    dns.rdataclass.IN, dns.rdatatype.CNAME, target.to_text()
+                )
+                self._add(response, name, [(synthesized, ttl)])
+                name = target
+                continue
             records = self._records.get((name, rdtype))
             cname = self._records.get((name, dns.rdatatype.CNAME))
-            found = records or cname
-            if found:
-                rrset = response.find_rrset(
-                    response.answer,
-                    name,
-                    dns.rdataclass.IN,
-                    rdtype if records else dns.rdatatype.CNAME,
-                    create=True,
-                )
-                for rdata, ttl in found:
-                    rrset.add(rdata, ttl)
+            if records or cname:
+                self._add(response, name, records or cname or [])
             if records or not cname:
                 break
-            target = cname[0][0]
-            if not isinstance(target, dns.rdtypes.ANY.CNAME.CNAME):
+            alias = cname[0][0]
+            if not isinstance(alias, dns.rdtypes.ANY.CNAME.CNAME):
                 break  # a raw (add_raw) CNAME: serve it, but there is no target to follow
-            name = target.target
+            name = alias.target
         if not any(owner.is_subdomain(name) for owner, _ in self._records):
             response.set_rcode(dns.rcode.NXDOMAIN)
+
+    def _dname_above(
+        self, name: dns.name.Name
+    ) -> tuple[dns.name.Name, dns.rdtypes.ANY.DNAME.DNAME, int] | None:
+        """The DNAME that redirects ``name``: one owned by a name strictly above it, the
+        highest if several (whatever lies below a DNAME owner is hidden by it, RFC 6672
+        2.4). Raw (add_raw) DNAMEs are served when asked for but redirect nothing."""
+        for depth in range(1, len(name)):
+            owner = name.split(depth)[1]
+            for rdata, ttl in self._records.get((owner, dns.rdatatype.DNAME), []):
+                if isinstance(rdata, dns.rdtypes.ANY.DNAME.DNAME):
+                    return owner, rdata, ttl
+        return None
+
+    @staticmethod
+    def _add(
+        response: dns.message.Message,
+        owner: dns.name.Name,
+        records: list[tuple[dns.rdata.Rdata, int]],
+    ) -> None:
+        rdtype = records[0][0].rdtype
+        rrset = response.find_rrset(response.answer, owner, dns.rdataclass.IN, rdtype, create=True)
+        for rdata, ttl in records:
+            rrset.add(rdata, ttl)
 
 
 def _report_bugs_only(server: socketserver.BaseServer, request: Any, address: Any) -> None:
@@ -322,9 +419,24 @@ class _UDPHandler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         wire, sock = self.request
-        reply = self.server.owner._respond(wire, "udp")
+        owner = self.server.owner
+        if owner.delay:
+            # Each delayed answer on its own thread: queries wait in parallel, like a
+            # network's round trip. Without a delay, answers keep the order of queries.
+            threading.Thread(
+                target=self._answer, args=(wire, sock, owner.delay), daemon=True
+            ).start()
+        else:
+            self._answer(wire, sock, 0.0)
+
+    def _answer(self, wire: bytes, sock: socket.socket, delay: float) -> None:
+        owner = self.server.owner
+        if delay and owner._stopping.wait(delay):
+            return
+        reply = owner._respond(wire, "udp")
         if reply is not None:
-            sock.sendto(reply, self.client_address)
+            with contextlib.suppress(OSError):  # the server may have closed meanwhile
+                sock.sendto(reply, self.client_address)
 
 
 class _TCPServer(socketserver.ThreadingTCPServer):
@@ -348,6 +460,8 @@ class _TCPHandler(socketserver.BaseRequestHandler):
         while (prefix := self._read(2)) is not None:
             wire = self._read(int.from_bytes(prefix, "big"))
             if wire is None:
+                return
+            if owner.delay and owner._stopping.wait(owner.delay):
                 return
             reply = owner._respond(wire, "tcp")
             if reply is None:
