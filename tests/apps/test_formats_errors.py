@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import plistlib
+import re
 from typing import Any
 
 import pytest
@@ -63,6 +64,12 @@ BILLION_LAUGHS = (
     b"<network-security-config>&lol2;</network-security-config>"
 )
 HPKP_OK = f'pin-sha256="{A.base64}"; pin-sha256="{B.base64}"'
+
+
+def hpkp_max_age(value: str | None) -> bytes:
+    directive = "max-age" if value is None else f"max-age={value}"
+    return f"# hosts: a.example.com\nPublic-Key-Pins: {HPKP_OK}; {directive}".encode()
+
 
 MALFORMED: list[tuple[str, bytes, str]] = [
     # (format, input, fragment of the message after "bad.cfg: ")
@@ -237,6 +244,14 @@ MALFORMED: list[tuple[str, bytes, str]] = [
         f"# hosts: a.example.com\n# hosts: b.example.com\nPublic-Key-Pins: {HPKP_OK}".encode(),
         "line 2: the hosts comment of line 1 has no header",
     ),
+    # str.isdigit() takes these; int() then raises on "²" and reads "٣" as 3.
+    ("hpkp", hpkp_max_age('"²"'), "line 2: max-age='²' is not a number of seconds"),
+    ("hpkp", hpkp_max_age('"٣"'), "line 2: max-age='٣' is not a number of seconds"),
+    ("hpkp", hpkp_max_age("²"), "line 2: max-age= has no value"),
+    ("hpkp", hpkp_max_age("1e3"), "line 2: max-age='1e3' is not a number of seconds"),
+    ("hpkp", hpkp_max_age("-1"), "line 2: max-age='-1' is not a number of seconds"),
+    ("hpkp", hpkp_max_age("1" * 12), "is not a number of seconds (up to 11 digits 0-9)"),
+    ("hpkp", hpkp_max_age(None), "line 2: max-age has no value"),
 ]
 
 
@@ -384,6 +399,76 @@ def test_ios_import_notes_both_lists() -> None:
     assert import_policy(binary, "ios-plist").rules == imported.policy.rules
 
 
+def test_ios_includes_subdomains_reads_as_one_label() -> None:
+    """Apple: YES covers the subdomains "that have one additional path component"
+    (math.example.com, not advanced.math.example.com): pinwarden's x with *.x."""
+    data = ats({"example.com": {**IOS_OK, "NSIncludesSubdomains": True}, "a.example.org": IOS_OK})
+    policy = import_policy(data, "ios-plist", source="Info.plist")
+    # plistlib sorts the keys.
+    assert [r.to_dict()["hosts"] for r in policy.rules] == [
+        ["a.example.org", "example.com", "*.example.com"]
+    ]
+    assert policy.rule_for("example.com") is not None
+    assert policy.rule_for("math.example.com") is not None
+    assert policy.rule_for("advanced.math.example.com") is None
+
+
+PINS = f'<pin digest="SHA-256">{A.base64}</pin><pin digest="SHA-256">{B.base64}</pin>'
+PINNED_SUBTREE = f'<domain includeSubdomains="true">example.com</domain><pin-set>{PINS}</pin-set>'
+
+
+def test_android_empty_pin_set_unpins_what_a_broader_domain_pins() -> None:
+    """Android applies the most specific domain, and an empty pin set checks nothing
+    (NetworkSecurityTrustManager.checkPins), so such a name is not pinned: an exclude
+    of the broader rule, not a host pinned through it. A nested domain-config without a
+    pin-set inherits its parent's (Builder.getEffectivePinSet): still pinned."""
+    from pinwarden.apps.formats import get_format
+
+    data = nsc(
+        f"<domain-config>{PINNED_SUBTREE}"
+        "<domain-config><domain>status.example.com</domain><pin-set/></domain-config>"
+        '<domain-config><domain includeSubdomains="true">legacy.example.com</domain>'
+        "<pin-set></pin-set>"
+        f"<domain-config><domain>new.legacy.example.com</domain><pin-set>{PINS}</pin-set>"
+        "</domain-config></domain-config>"
+        "<domain-config><domain>api.example.com</domain></domain-config>"
+        "</domain-config>"
+        "<domain-config><domain>other.example.com</domain></domain-config>"
+        "<domain-config><domain>unrelated.example.net</domain><pin-set/></domain-config>"
+    )
+    imported = get_format("android-nsc").read(data, "nsc.xml")  # type: ignore[attr-defined]
+    assert [r.to_dict() for r in imported.policy.rules] == [
+        {
+            "hosts": ["**.example.com", "api.example.com"],
+            "pins": [str(A), str(B)],
+            "exclude": ["status.example.com", "**.legacy.example.com", "other.example.com"],
+            "mode": "enforce",
+        },
+        # Pinned under an unpinned subtree: its own rule, or the exclude would unpin it.
+        {"hosts": ["new.legacy.example.com"], "pins": [str(A), str(B)], "mode": "enforce"},
+    ]
+    policy = imported.policy
+    # What Android does for each name (ApplicationConfig.getConfigForHostname).
+    pinned = {
+        "example.com": True,
+        "www.example.com": True,
+        "api.example.com": True,  # no pin-set: inherited
+        "status.example.com": False,
+        "x.status.example.com": True,  # includeSubdomains="false": example.com's
+        "legacy.example.com": False,
+        "a.b.legacy.example.com": False,
+        "new.legacy.example.com": True,
+        "x.new.legacy.example.com": False,  # legacy.example.com is the longest match
+        "other.example.com": False,
+        "unrelated.example.net": False,
+    }
+    assert {name: policy.rule_for(name) is not None for name in pinned} == pinned
+    notes = "\n".join(imported.notes)
+    assert "domain[1]: status.example.com: an empty pin set unpins what a broader" in notes
+    assert "legacy.example.com and its subdomains: an empty pin set unpins" in notes
+    assert "unrelated.example.net: no pins, so not pinned; left out" in notes
+
+
 def test_trustkit_reads_a_bare_configuration_and_notes_defaults() -> None:
     from pinwarden.apps.formats import get_format
 
@@ -421,6 +506,128 @@ def test_trustkit_reads_a_bare_configuration_and_notes_defaults() -> None:
     assert policy.rule_for("api.example.com") is not None
 
 
+# -- property tests against models of the tools ----------------------------------------
+
+C = Pin("sha256", b"\x03" * 32)
+_NAMES = [
+    "example.com",
+    "a.example.com",
+    "b.example.com",
+    "x.a.example.com",
+    "y.x.a.example.com",
+    "b.a.example.com",
+]
+_QUERIES = [*_NAMES, "z.y.x.a.example.com", "q.b.example.com", "q.example.com"]
+# A pin-set: absent (inherit), empty (unpin), or one of two sets of pins.
+_PIN_SETS: list[frozenset[Pin] | None] = [None, frozenset(), frozenset({A, B}), frozenset({B, C})]
+
+
+@st.composite
+def _domain_configs(draw: st.DrawFn) -> list[Any]:
+    """A tree of domain-configs over _NAMES, each name used once, as
+    (domains: [(name, includeSubdomains)], pin set, children)."""
+    names = draw(st.permutations(_NAMES))
+    queue = list(names)
+
+    def config(depth: int) -> Any:
+        count = draw(st.integers(1, 2))
+        domains = [(queue.pop(), draw(st.booleans())) for _ in range(min(count, len(queue)))]
+        pins = draw(st.sampled_from(_PIN_SETS))
+        children = []
+        while queue and depth < 3 and draw(st.booleans()):
+            children.append(config(depth + 1))
+        return domains, pins, children
+
+    configs = []
+    while queue:
+        configs.append(config(0))
+    return configs
+
+
+def _android_pins(configs: list[Any], host: str) -> frozenset[Pin]:
+    """What Android checks for ``host``: XmlConfigSource builds each domain's effective
+    pin set (inherited when a config has none), ApplicationConfig picks the exact domain,
+    else the longest includeSubdomains one."""
+    flat: list[tuple[str, bool, frozenset[Pin]]] = []
+
+    def walk(config: Any, inherited: frozenset[Pin]) -> None:
+        domains, pins, children = config
+        effective = inherited if pins is None else pins
+        flat.extend((name, sub, effective) for name, sub in domains)
+        for child in children:
+            walk(child, effective)
+
+    for config in configs:
+        walk(config, frozenset())
+    for name, _, pins in flat:
+        if name == host:
+            return pins
+    best = max(
+        ((name, pins) for name, sub, pins in flat if sub and host.endswith("." + name)),
+        key=lambda item: len(item[0]),
+        default=None,
+    )
+    return best[1] if best else frozenset()
+
+
+def _xml(config: Any) -> str:
+    domains, pins, children = config
+    body = "".join(
+        f'<domain includeSubdomains="{str(sub).lower()}">{name}</domain>' for name, sub in domains
+    )
+    if pins is not None:
+        body += (
+            "<pin-set>"
+            + "".join(f'<pin digest="SHA-256">{p.base64}</pin>' for p in sorted(pins, key=str))
+            + "</pin-set>"
+        )
+    return f"<domain-config>{body}{''.join(_xml(c) for c in children)}</domain-config>"
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs=_domain_configs())
+def test_android_import_pins_what_android_pins(configs: list[Any]) -> None:
+    data = nsc("".join(_xml(c) for c in configs))
+    expected = {host: _android_pins(configs, host) for host in _QUERIES}
+    if not any(expected.values()):
+        with pytest.raises(FormatError, match="no pinned hosts found"):
+            import_policy(data, "android-nsc", source="nsc.xml")
+        return
+    policy = import_policy(data, "android-nsc", source="nsc.xml")
+    found = {}
+    for host in _QUERIES:
+        match = policy.rule_for(host)
+        found[host] = frozenset(match.rule.pins) if match else frozenset()
+    assert found == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.text(
+        st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters='"\\'),
+        max_size=14,
+    )
+    | st.from_regex(r"[0-9]{1,13}", fullmatch=True)
+    # Characters str.isdigit() accepts: superscripts, Arabic-Indic, Devanagari, full-width.
+    | st.text(st.sampled_from("0123456789²³¹٠١٢٣٤٥٦٧٨٩۵१০௧໑၁０１９"), min_size=1, max_size=4)
+)
+def test_hpkp_max_age_is_ascii_seconds_or_an_error(value: str) -> None:
+    """Only [0-9]{1,11} is read, as that many seconds; any other value is a
+    FormatError naming max-age (never a ValueError, never a wrong number)."""
+    from pinwarden.apps.formats.hpkp import HpkpFormat
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    reader = HpkpFormat(clock=lambda: now)
+    data = hpkp_max_age(f'"{value}"')
+    if re.fullmatch(r"[0-9]{1,11}", value) and int(value) <= 10**10:
+        rule = reader.parse(data, SOURCE).rules[0]
+        assert rule.expires_at == now + dt.timedelta(seconds=int(value))
+        return
+    with pytest.raises(FormatError) as caught:
+        reader.parse(data, SOURCE)
+    assert "max-age" in str(caught.value)
+
+
 # -- fuzzing: nothing but InputError, ever ----------------------------------------------
 
 
@@ -438,7 +645,9 @@ def _samples() -> dict[str, bytes]:
             ]
         }
     )
-    options = ExportOptions(now=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    options = ExportOptions(
+        now=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), ca_pins=frozenset({A, B})
+    )
     return {
         name: export_policy(policy, name, options, lossy=True).text.encode() for name in IMPORTABLE
     }

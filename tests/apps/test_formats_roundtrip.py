@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from conftest import REPO, World
 from pinwarden.apps.formats import (
@@ -23,7 +25,7 @@ from pinwarden.apps.formats import (
     import_policy,
 )
 from pinwarden.apps.formats.hpkp import HpkpFormat
-from pinwarden.errors import InputError, LossyExportError
+from pinwarden.errors import InputError, LossyExportError, PolicyError
 from pinwarden.pins import Pin
 from pinwarden.policy import Policy
 from pinwarden.testing import generate_key
@@ -104,6 +106,7 @@ EXACT: dict[str, Policy] = {
             "hosts": ["a.example.com", "b.example.com"],
             "pins": [P[1], P[2]],
             "include_subdomains": True,
+            "exclude": ["status.a.example.com", "**.legacy.b.example.com"],
             "expires": "2027-06-01",
         },
         {"hosts": ["c.example.org", "192.0.2.7"], "pins": [P[3], P[4]]},
@@ -113,6 +116,12 @@ EXACT: dict[str, Policy] = {
             "expires": "2028-01-01T00:00:00Z",
         },
         {"hosts": ["g.example.net"], "pins": [P[7]], "allow_single_pin": True},
+    ),
+    # NSIncludesSubdomains covers x and the names one label under it: x with *.x.
+    "ios-plist": policy(
+        {"hosts": ["a.example.com", "*.a.example.com", "b.example.com"], "pins": [P[1], P[2]]},
+        {"hosts": ["c.example.org", "*.c.example.org"], "pins": [P[3], P[4]]},
+        {"hosts": ["d.example.net"], "pins": [P[5]], "allow_single_pin": True},
     ),
     "trustkit-plist": policy(
         {
@@ -149,14 +158,84 @@ EXACT: dict[str, Policy] = {
 }
 EXACT["okhttp-java"] = EXACT["okhttp-kotlin"]
 EXACT["trustkit-swift"] = EXACT["trustkit-plist"]
+# iOS must know which pins are CA keys and which leaf keys (the rest is ignored elsewhere).
+OPTIONS = ExportOptions(
+    now=NOW,
+    ca_pins=frozenset(Pin.parse(p) for p in P[1:5]),
+    leaf_pins=frozenset({Pin.parse(P[5])}),
+)
 
 
 @pytest.mark.parametrize("name", sorted(EXACT))
 def test_exact_policy_round_trips(name: str) -> None:
     original = EXACT[name]
-    exported = export_policy(original, name, ExportOptions(now=NOW))
+    exported = export_policy(original, name, OPTIONS)
     assert exported.losses == ()
     assert tables(read_back(name, exported)) == tables(original)
+
+
+def test_ios_includes_subdomains_is_the_name_and_one_label() -> None:
+    """Apple: YES applies to "all subdomains of the domain that have one additional path
+    component" (math.example.com, not advanced.math.example.com)."""
+    exported = export_policy(EXACT["ios-plist"], "ios-plist", OPTIONS)
+    pinned = plistlib.loads(exported.text.encode())["NSAppTransportSecurity"]["NSPinnedDomains"]
+    assert {name: entry["NSIncludesSubdomains"] for name, entry in pinned.items()} == {
+        "a.example.com": True,
+        "b.example.com": False,
+        "c.example.org": True,
+        "d.example.net": False,
+    }
+    assert pinned["c.example.org"]["NSPinnedCAIdentities"] == [
+        {"SPKI-SHA256-BASE64": Pin.parse(P[3]).base64},
+        {"SPKI-SHA256-BASE64": Pin.parse(P[4]).base64},
+    ]
+    assert pinned["d.example.net"]["NSPinnedLeafIdentities"] == [
+        {"SPKI-SHA256-BASE64": Pin.parse(P[5]).base64}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hosts", "losses"),
+    [
+        # **.x also covers names two labels down, which YES does not.
+        (
+            {"hosts": ["**.example.com"]},
+            [
+                "pin[0] (**.example.com): **.example.com: ATS's subdomain flag covers only the "
+                "names one label under example.com; written so, names two or more labels "
+                "below example.com stay unpinned"
+            ],
+        ),
+        (
+            {"hosts": ["example.com"], "include_subdomains": True},
+            ["names two or more labels below example.com stay unpinned"],
+        ),
+        # A lone *.x: YES would pin x too.
+        (
+            {"hosts": ["*.example.com"]},
+            [
+                "pin[0] (*.example.com): *.example.com: ATS has no such wildcard; written as "
+                "example.com with its subdomains, which also pins example.com"
+            ],
+        ),
+        (
+            {"hosts": ["*.example.com"], "include_subdomains": True},
+            ["which also pins example.com", "two or more labels below example.com"],
+        ),
+    ],
+)
+def test_ios_subdomain_patterns_other_than_x_with_one_label_are_lossy(
+    hosts: dict[str, Any], losses: list[str]
+) -> None:
+    lossy_policy = policy({**hosts, "pins": [P[1], P[2]]})
+    with pytest.raises(LossyExportError) as refused:
+        export_policy(lossy_policy, "ios-plist", OPTIONS)
+    assert len(refused.value.losses) == len(losses)
+    for message, fragment in zip(refused.value.losses, losses, strict=True):
+        assert fragment in message
+    exported = export_policy(lossy_policy, "ios-plist", OPTIONS, lossy=True)
+    entry = plistlib.loads(exported.text.encode())["NSAppTransportSecurity"]["NSPinnedDomains"]
+    assert entry["example.com"]["NSIncludesSubdomains"] is True
 
 
 def test_ios_round_trip_with_leaf_and_ca_pins(world: World) -> None:
@@ -165,8 +244,7 @@ def test_ios_round_trip_with_leaf_and_ca_pins(world: World) -> None:
     other_leaf = world.intermediate.issue("other.example.org")
     original = policy(
         {
-            "hosts": ["a.example.com", "b.example.com"],
-            "include_subdomains": True,
+            "hosts": ["a.example.com", "*.a.example.com", "b.example.com"],
             "pins": [str(world.intermediate.pin), str(world.root.pin)],
         },
         {
@@ -184,6 +262,7 @@ def test_ios_round_trip_with_leaf_and_ca_pins(world: World) -> None:
     pinned = document["NSAppTransportSecurity"]["NSPinnedDomains"]
     assert list(pinned) == ["a.example.com", "b.example.com", "c.example.org", "d.example.org"]
     assert pinned["a.example.com"]["NSIncludesSubdomains"] is True
+    assert pinned["b.example.com"]["NSIncludesSubdomains"] is False
     assert pinned["a.example.com"]["NSPinnedCAIdentities"] == [
         {"SPKI-SHA256-BASE64": world.intermediate.pin.base64},
         {"SPKI-SHA256-BASE64": world.root.pin.base64},
@@ -198,26 +277,99 @@ def test_ios_round_trip_with_leaf_and_ca_pins(world: World) -> None:
     assert tables(read_back("ios-plist", exported)) == tables(original)
 
 
-def test_ios_backup_key_cannot_be_classified(world: World) -> None:
+@pytest.mark.parametrize("lossy", [False, True])
+def test_ios_unclassified_pin_refuses_the_export_even_when_lossy(world: World, lossy: bool) -> None:
+    """ATS compares NSPinnedCAIdentities with CA certificates only: a backup leaf key
+    guessed into that list would never match, exactly when it is needed."""
     backup = Pin.from_public_key(generate_key().public_key())
     original = policy(
         {"hosts": ["a.example.com"], "pins": [str(world.intermediate.pin), str(backup)]}
     )
     options = ExportOptions(certificates=(world.intermediate.cert.public_bytes(DER),))
-    with pytest.raises(LossyExportError) as refused:
-        export_policy(original, "ios-plist", options)
-    assert refused.value.losses == (
-        f"pin[0] (a.example.com): {backup}: cannot tell leaf from CA without its certificate "
-        "(give it with --chain); put in NSPinnedCAIdentities",
+    with pytest.raises(InputError) as refused:
+        export_policy(original, "ios-plist", options, lossy=lossy)
+    assert not isinstance(refused.value, LossyExportError)
+    message = str(refused.value)
+    assert message.startswith(f"ios-plist: cannot tell whether {backup} (of pin[0]) is the key")
+    assert str(world.intermediate.pin) not in message  # the chain classified it
+    assert "--leaf-pin (a backup key for a future leaf certificate)" in message
+    assert "--ca-pin (the key of a CA you may switch to)" in message
+    assert "a CA-pinned domain needs a second CA's key as its backup" in message
+
+
+def test_ios_declared_leaf_backup_goes_to_leaf_identities(world: World) -> None:
+    backup = Pin.from_public_key(generate_key().public_key())
+    original = policy({"hosts": ["a.example.com"], "pins": [str(world.leaf.pin), str(backup)]})
+    options = ExportOptions(
+        certificates=(world.leaf.cert.public_bytes(DER),), leaf_pins=frozenset({backup})
     )
-    exported = export_policy(original, "ios-plist", options, lossy=True)
+    exported = export_policy(original, "ios-plist", options)
+    assert exported.losses == ()
+    entry = plistlib.loads(exported.text.encode())["NSAppTransportSecurity"]["NSPinnedDomains"][
+        "a.example.com"
+    ]
+    assert entry == {
+        "NSIncludesSubdomains": False,
+        "NSPinnedLeafIdentities": [
+            {"SPKI-SHA256-BASE64": world.leaf.pin.base64},
+            {"SPKI-SHA256-BASE64": backup.base64},
+        ],
+    }
+
+
+def test_ios_declared_ca_backup_goes_to_ca_identities(world: World) -> None:
+    other_ca = Pin.from_public_key(generate_key().public_key())
+    original = policy(
+        {"hosts": ["a.example.com"], "pins": [str(world.intermediate.pin), str(other_ca)]}
+    )
+    options = ExportOptions(
+        certificates=(world.intermediate.cert.public_bytes(DER),), ca_pins=frozenset({other_ca})
+    )
+    exported = export_policy(original, "ios-plist", options)
+    assert exported.losses == ()
     entry = plistlib.loads(exported.text.encode())["NSAppTransportSecurity"]["NSPinnedDomains"][
         "a.example.com"
     ]
     assert entry["NSPinnedCAIdentities"] == [
         {"SPKI-SHA256-BASE64": world.intermediate.pin.base64},
-        {"SPKI-SHA256-BASE64": backup.base64},
+        {"SPKI-SHA256-BASE64": other_ca.base64},
     ]
+    assert "NSPinnedLeafIdentities" not in entry
+
+
+def test_ios_declared_kind_wins_over_the_chain_with_a_note(world: World) -> None:
+    original = policy(
+        {"hosts": ["a.example.com"], "pins": [str(world.intermediate.pin), str(world.root.pin)]}
+    )
+    options = ExportOptions(
+        certificates=(world.intermediate.cert.public_bytes(DER),),
+        leaf_pins=frozenset({world.intermediate.pin}),
+        ca_pins=frozenset({world.root.pin}),
+    )
+    exported = export_policy(original, "ios-plist", options, lossy=True)
+    entry = plistlib.loads(exported.text.encode())["NSAppTransportSecurity"]["NSPinnedDomains"][
+        "a.example.com"
+    ]
+    assert entry["NSPinnedLeafIdentities"] == [
+        {"SPKI-SHA256-BASE64": world.intermediate.pin.base64}
+    ]
+    assert any(
+        f"{world.intermediate.pin} is declared a leaf key (--leaf-pin) although a CA" in note
+        for note in exported.notes
+    )
+
+
+def test_ios_pin_declared_both_ways_is_an_input_error() -> None:
+    both = frozenset({Pin.parse(P[1])})
+    with pytest.raises(InputError, match="declared both a leaf key and a CA key"):
+        export_policy(EXACT["ios-plist"], "ios-plist", ExportOptions(leaf_pins=both, ca_pins=both))
+
+
+def test_ios_declared_pin_outside_the_policy_is_noted() -> None:
+    stray = Pin("sha256", b"\x42" * 32)
+    options = ExportOptions(ca_pins=OPTIONS.ca_pins | {stray}, leaf_pins=OPTIONS.leaf_pins)
+    exported = export_policy(EXACT["ios-plist"], "ios-plist", options)
+    assert f"declared but not a pin of the policy: {stray}" in exported.notes
 
 
 def test_ios_leaf_and_ca_pins_in_one_rule_are_a_loss(world: World) -> None:
@@ -231,6 +383,7 @@ def test_ios_leaf_and_ca_pins_in_one_rule_are_a_loss(world: World) -> None:
     exported = export_policy(original, "ios-plist", options, lossy=True)
     assert len(exported.losses) == 1
     assert "ATS then requires a match in each list" in exported.losses[0]
+    assert "the backup of a CA-pinned domain must be a second CA's key" in exported.losses[0]
     entry = plistlib.loads(exported.text.encode())["NSAppTransportSecurity"]["NSPinnedDomains"][
         "a.example.com"
     ]
@@ -262,13 +415,18 @@ LOSSY: list[tuple[str, dict[str, Any], str]] = [
     ("android-nsc", {"pins": [P[1], P[2], SHA1]}, f"{SHA1}: Android takes SHA-256 pins only"),
     ("android-nsc", {"mode": "report-only"}, "Android always enforces pins"),
     ("android-nsc", {"report_uri": "https://r.example.net/"}, "Android cannot send"),
-    ("android-nsc", {"hosts": ["**.example.com"], "exclude": ["x.example.com"]}, "cannot exempt"),
+    (
+        "android-nsc",
+        {"hosts": ["**.example.com"], "exclude": ["*.x.example.com"]},
+        "Android can only unpin a name",
+    ),
     ("android-nsc", {"expires": "2027-06-01T12:00:00Z"}, "written as 2027-06-01"),
     ("ios-plist", {"expires": "2027-06-01"}, "iOS ATS has no expiry"),
     ("ios-plist", {"mode": "report-only"}, "iOS ATS always enforces"),
     ("ios-plist", {"report_uri": "https://r.example.net/"}, "iOS ATS cannot send"),
     ("ios-plist", {"hosts": ["**.example.com"], "exclude": ["x.example.com"]}, "cannot exempt"),
     ("ios-plist", {"hosts": ["*.example.com"]}, "ATS has no such wildcard"),
+    ("ios-plist", {"hosts": ["**.example.com"]}, "two or more labels below example.com"),
     ("ios-plist", {"pins": [P[1], P[2], SHA1]}, "iOS ATS takes SHA-256 pins only"),
     ("ios-plist", {"hosts": ["2001:db8::1"]}, "ATS pins domain names, not IP addresses"),
     ("trustkit-plist", {"hosts": ["*.example.com"]}, "TrustKit has no such wildcard"),
@@ -298,7 +456,7 @@ def test_each_lossy_feature_is_listed_and_refused(
     if name == "hpkp" and "expires" not in rule:
         base["expires"] = "2027-01-01"
     lossy_policy = policy({**base, **rule})
-    options = ExportOptions(now=NOW)
+    options = OPTIONS
     with pytest.raises(LossyExportError) as refused:
         export_policy(lossy_policy, name, options)
     assert any(loss in message for message in refused.value.losses), refused.value.losses
@@ -357,6 +515,139 @@ def test_okhttp_overlap_with_the_same_pins_is_exact() -> None:
         {"hosts": ["**.example.com"], "pins": [P[2], P[1]], "name": "b"},
     )
     assert export_policy(same, "okhttp-kotlin").losses == ()
+
+
+def test_android_exclude_is_a_nested_domain_config_with_an_empty_pin_set() -> None:
+    """Android's most specific domain wins, and an empty pin set checks nothing
+    (NetworkSecurityTrustManager.checkPins): the name is then pinned nowhere, as
+    pinwarden's exclude says when no other rule covers it."""
+    exported = export_policy(EXACT["android-nsc"], "android-nsc", OPTIONS)
+    root = ET.fromstring(exported.text)
+    outer = root.findall("domain-config")[0]
+    nested = outer.findall("domain-config")
+    assert len(nested) == 1
+    assert [(d.text, d.get("includeSubdomains")) for d in nested[0].findall("domain")] == [
+        ("status.a.example.com", "false"),
+        ("legacy.b.example.com", "true"),
+    ]
+    pin_set = nested[0].find("pin-set")
+    assert pin_set is not None
+    assert list(pin_set) == []
+    assert pin_set.attrib == {}
+    assert "        <domain-config>\n            <domain " in exported.text
+
+
+@pytest.mark.parametrize(
+    ("rules", "fragment"),
+    [
+        # Another rule covers the name: pinwarden falls back to it, Android would not.
+        (
+            [
+                {"hosts": ["**.example.com"], "exclude": ["api.example.com"]},
+                {"hosts": ["*.example.com"], "pins": [P[3], P[4]]},
+            ],
+            "pin[0] (**.example.com): exclude api.example.com: Android can only unpin",
+        ),
+        # The rule's own host under the excluded subtree: Android would keep pinning it.
+        (
+            [
+                {
+                    "hosts": ["**.example.com", "x.legacy.example.com"],
+                    "exclude": ["**.legacy.example.com"],
+                }
+            ],
+            "exclude **.legacy.example.com: Android can only unpin",
+        ),
+        # A name the rule pins as a domain of its own.
+        (
+            [{"hosts": ["**.example.com", "api.example.com"], "exclude": ["api.example.com"]}],
+            "exclude api.example.com: Android can only unpin",
+        ),
+    ],
+)
+def test_android_excludes_it_cannot_express_are_losses(
+    rules: list[dict[str, Any]], fragment: str
+) -> None:
+    lossy_policy = policy(*({"pins": [P[1], P[2]], **rule} for rule in rules))
+    with pytest.raises(LossyExportError) as refused:
+        export_policy(lossy_policy, "android-nsc")
+    assert [fragment in loss for loss in refused.value.losses].count(True) == 1
+
+
+def test_android_exclude_outside_the_rule_changes_nothing() -> None:
+    harmless = policy(
+        {"hosts": ["**.example.com"], "exclude": ["api.example.org"], "pins": [P[1], P[2]]}
+    )
+    exported = export_policy(harmless, "android-nsc")
+    assert exported.losses == ()
+    assert exported.text.count("<domain-config>") == 1
+
+
+_HOSTS = ["example.com", "a.example.com", "b.example.com", "x.a.example.com", "y.x.a.example.com"]
+_QUERIES = [*_HOSTS, "z.y.x.a.example.com", "q.b.example.com", "q.example.com", "q.a.example.com"]
+
+
+def _android_pins(xml: str, host: str) -> frozenset[str]:
+    """What Android checks for ``host`` under the config ``xml``: each domain's
+    effective pin set (its domain-config's, else the enclosing one's), the exact domain
+    first, else the longest includeSubdomains one (ApplicationConfig)."""
+    flat: list[tuple[str, bool, frozenset[str]]] = []
+
+    def walk(config: ET.Element, inherited: frozenset[str]) -> None:
+        pin_set = config.find("pin-set")
+        pins = inherited if pin_set is None else frozenset(p.text or "" for p in pin_set)
+        for domain in config.findall("domain"):
+            flat.append((domain.text or "", domain.get("includeSubdomains") == "true", pins))
+        for child in config.findall("domain-config"):
+            walk(child, pins)
+
+    for config in ET.fromstring(xml).findall("domain-config"):
+        walk(config, frozenset())
+    for name, _, pins in flat:
+        if name == host:
+            return pins
+    matches = [(name, pins) for name, sub, pins in flat if sub and host.endswith("." + name)]
+    return max(matches, key=lambda m: len(m[0]))[1] if matches else frozenset()
+
+
+# Android has no *. wildcard (every *. host is a loss): hosts are names and subtrees.
+_HOST = st.tuples(st.sampled_from(["", "**."]), st.sampled_from(_HOSTS)).map("".join)
+_EXCLUDE = st.tuples(st.sampled_from(["", "*.", "**."]), st.sampled_from(_HOSTS)).map("".join)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(
+    rules=st.lists(
+        st.fixed_dictionaries(
+            {
+                "hosts": st.lists(_HOST, min_size=1, max_size=2, unique=True),
+                "exclude": st.lists(_EXCLUDE, max_size=2, unique=True),
+                "pins": st.sampled_from([[P[1], P[2]], [P[3], P[4]]]),
+            }
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_android_export_without_losses_pins_what_pinwarden_pins(
+    rules: list[dict[str, Any]],
+) -> None:
+    """Whatever export calls exact pins, on Android, exactly the names pinwarden pins,
+    with the same pins."""
+    try:
+        original = policy(*rules)
+    except PolicyError:
+        assume(False)
+        raise
+    try:
+        exported = export_policy(original, "android-nsc")
+    except LossyExportError:
+        assume(False)
+        raise
+    for host in _QUERIES:
+        match = original.rule_for(host)
+        expected = frozenset(p.base64 for p in match.rule.pins) if match else frozenset()
+        assert _android_pins(exported.text, host) == expected, host
 
 
 def test_trustkit_nested_subdomain_entries_are_a_loss() -> None:
@@ -529,7 +820,8 @@ def test_android_xml_uses_documented_names_and_layout() -> None:
 
 
 def test_ios_plist_uses_apples_keys() -> None:
-    text = export_policy(EXACT["android-nsc"], "ios-plist", lossy=True).text
+    every_pin_a_ca = ExportOptions(ca_pins=frozenset(map(Pin.parse, P)))
+    text = export_policy(EXACT["android-nsc"], "ios-plist", every_pin_a_ca, lossy=True).text
     document = plistlib.loads(text.encode())
     assert keys_outside_domains(document, "NSPinnedDomains") == IOS_KEYS - {
         "NSPinnedLeafIdentities"
@@ -608,7 +900,12 @@ def test_docs_examples_are_what_export_writes() -> None:
         "trustkit-swift",
         "hpkp",
     ]
-    options = ExportOptions(now=dt.datetime(2026, 1, 1, tzinfo=UTC))
+    # Both example pins are CA keys (DigiCert's and Let's Encrypt's), as docs/formats.md
+    # says for ios-plist (--ca-pin).
+    options = ExportOptions(
+        now=dt.datetime(2026, 1, 1, tzinfo=UTC),
+        ca_pins=frozenset(pin for rule in example_policy.rules for pin in rule.pins),
+    )
     for name, block in examples:
         assert export_policy(example_policy, name, options, lossy=True).text == block, name
     # Every format the registry knows is described.

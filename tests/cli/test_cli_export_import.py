@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import plistlib
 import re
 import stat
 import sys
@@ -18,6 +19,7 @@ from pinwarden.apps.formats import Exported, ExportOptions, import_policy
 from pinwarden.cli import main
 from pinwarden.pins import Pin
 from pinwarden.policy import Policy
+from pinwarden.testing import generate_key
 
 A = str(Pin("sha256", b"\x01" * 32))
 B = str(Pin("sha256", b"\x02" * 32))
@@ -178,9 +180,100 @@ def test_ios_export_with_the_chain(
     captured = capsys.readouterr()
     assert "NSPinnedCAIdentities" in captured.out
     assert "NSPinnedLeafIdentities" not in captured.out
-    # Without the chain the two CA pins cannot be classified.
-    assert main(["export", "-f", "ios-plist", str(policy_file)]) == 2
-    assert capsys.readouterr().err.count("cannot tell leaf from CA") == 2
+    # Without the chain neither pin can be classified: refused, --lossy or not.
+    for lossy in ([], ["--lossy"]):
+        assert main(["export", "-f", "ios-plist", str(policy_file), *lossy]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.count("\n") == 1
+        assert captured.err.startswith(
+            f"pinwarden: error: ios-plist: cannot tell whether {world.intermediate.pin} "
+            f"(of pin[0]), {world.root.pin} (of pin[0]) are each the key of a leaf or of a CA"
+        )
+        assert "Declare it with --leaf-pin" in captured.err
+
+
+def _backup_policy(tmp_path: Path, *pins: object) -> tuple[Path, Pin]:
+    backup = Pin.from_public_key(generate_key().public_key())
+    listed = ", ".join(f'"{p}"' for p in (*pins, backup))
+    return write(tmp_path, f'[[pin]]\nhosts = ["localhost"]\npins = [{listed}]\n'), backup
+
+
+def test_ios_leaf_backup_declared_with_leaf_pin(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy_file, backup = _backup_policy(tmp_path, world.leaf.pin)
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(world.leaf.chain_pem)
+    args = ["export", "-f", "ios-plist", str(policy_file), "--chain", str(chain)]
+    assert main([*args, "--lossy"]) == 2  # the backup is unclassified
+    assert f"cannot tell whether {backup} (of pin[0]) is the key" in capsys.readouterr().err
+    assert main([*args, "--leaf-pin", str(backup)]) == 0
+    entry = plistlib.loads(capsys.readouterr().out.encode())["NSAppTransportSecurity"][
+        "NSPinnedDomains"
+    ]["localhost"]
+    assert entry == {
+        "NSIncludesSubdomains": False,
+        "NSPinnedLeafIdentities": [
+            {"SPKI-SHA256-BASE64": world.leaf.pin.base64},
+            {"SPKI-SHA256-BASE64": backup.base64},
+        ],
+    }
+
+
+def test_ios_ca_pin_with_a_leaf_backup_is_a_loss(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ATS requires a match in both lists: a leaf backup beside a CA pin makes every
+    connection need a leaf with the backup key."""
+    policy_file, backup = _backup_policy(tmp_path, world.intermediate.pin)
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(world.leaf.chain_pem)
+    args = ["export", "-f", "ios-plist", str(policy_file), "--chain", str(chain)]
+    assert main([*args, "--leaf-pin", str(backup)]) == 2
+    err = capsys.readouterr().err
+    assert "ATS then requires a match in each list" in err
+    assert "the backup of a CA-pinned domain must be a second CA's key" in err
+    assert main([*args, "--ca-pin", str(backup)]) == 0
+    captured = capsys.readouterr()
+    assert "NSPinnedLeafIdentities" not in captured.out
+    assert backup.base64 in captured.out
+
+
+def test_declared_pins_must_be_pins(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy_file = write(tmp_path, EXACT)
+    assert main(["export", "-f", "ios-plist", str(policy_file), "--leaf-pin", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("pinwarden: error: --leaf-pin 'nope': ")
+
+
+def test_readme_export_commands_on_a_recommended_policy(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pinwarden recommend` writes the CA key, a backup key and an expiry: what each
+    format makes of it (the commands README.md shows)."""
+    policy_file, backup = _backup_policy(tmp_path, world.intermediate.pin)
+    policy_file.write_text(policy_file.read_text() + "expires = 2027-06-01\n")
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(world.leaf.chain_pem + world.root.cert_pem)
+    pins = str(policy_file)
+
+    assert main(["export", "--format", "okhttp-kotlin", pins]) == 2  # OkHttp has no expiry
+    assert "OkHttp has no expiry" in capsys.readouterr().err
+    assert main(["export", "--format", "okhttp-kotlin", "--lossy", pins]) == 0
+    assert "OkHttp has no expiry" in capsys.readouterr().err
+
+    assert main(["export", "--format", "android-nsc", pins]) == 0
+    assert 'expiration="2027-06-02"' in capsys.readouterr().out
+
+    ios = ["export", "--format", "ios-plist", "--chain", str(chain)]
+    assert main([*ios, "--lossy", pins]) == 2  # the backup key: leaf or CA?
+    capsys.readouterr()
+    assert main([*ios, "--ca-pin", str(backup), "--lossy", pins]) == 0
+    captured = capsys.readouterr()
+    assert "NSPinnedLeafIdentities" not in captured.out
+    losses = [line for line in captured.err.splitlines() if line.startswith("  - ")]
+    assert len(losses) == 1
+    assert "iOS ATS has no expiry" in losses[0]
 
 
 def test_hpkp_export_uses_the_current_time(

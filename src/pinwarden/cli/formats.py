@@ -25,7 +25,8 @@ from pinwarden.apps.formats.toml_format import dumps
 from pinwarden.certs import load_objects
 from pinwarden.cli._app import JSON_HELP, app
 from pinwarden.cli._output import emit_json, err
-from pinwarden.errors import InputError, LossyExportError
+from pinwarden.errors import InputError, LossyExportError, PinFormatError
+from pinwarden.pins import Pin
 from pinwarden.policy import Policy
 
 _FORMATS = ", ".join(format_names())
@@ -78,6 +79,16 @@ def _certificates(paths: list[str]) -> tuple[bytes, ...]:
     return tuple(ders)
 
 
+def _pins(texts: list[str], option: str) -> frozenset[Pin]:
+    pins: set[Pin] = set()
+    for text in texts:
+        try:
+            pins.add(Pin.parse(text))
+        except PinFormatError as exc:
+            raise PinFormatError(f"{option} {text[:80]!r}: {exc}") from None
+    return frozenset(pins)
+
+
 def _say(lines: list[str] | tuple[str, ...], prefix: str) -> None:
     console = err()
     for line in lines:
@@ -121,6 +132,24 @@ def export_command(
             "pins for ios-plist.",
         ),
     ] = None,
+    leaf_pin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--leaf-pin",
+            metavar="PIN",
+            help="A pin that is the key of a leaf certificate, e.g. a backup key for a "
+            "future leaf (repeatable; ios-plist: NSPinnedLeafIdentities).",
+        ),
+    ] = None,
+    ca_pin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ca-pin",
+            metavar="PIN",
+            help="A pin that is the key of a CA certificate, e.g. of a CA you may switch "
+            "to (repeatable; ios-plist: NSPinnedCAIdentities).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(metavar="FILE", help="Write here (atomically) instead of stdout."),
@@ -136,7 +165,10 @@ def export_command(
     source = "<stdin>" if policy_file == "-" else policy_file
     policy = get_format("toml").parse(data, source)
     options = ExportOptions(
-        certificates=_certificates(chain or []), now=dt.datetime.now(dt.timezone.utc)
+        certificates=_certificates(chain or []),
+        now=dt.datetime.now(dt.timezone.utc),
+        leaf_pins=_pins(leaf_pin or [], "--leaf-pin"),
+        ca_pins=_pins(ca_pin or [], "--ca-pin"),
     )
     try:
         result = export_policy(policy, format_, options, lossy=lossy)

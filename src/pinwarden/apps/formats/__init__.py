@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pinwarden.errors import InputError, LossyExportError
+from pinwarden.pins import Pin
 from pinwarden.policy import Policy
 
 __all__ = [
@@ -52,6 +53,12 @@ class ExportOptions:
     """DER certificates at hand (``--chain``): lets iOS tell leaf pins from CA pins."""
     now: dt.datetime | None = None
     """The time to turn an absolute expiry into a relative one (HPKP ``max-age``)."""
+    leaf_pins: frozenset[Pin] = frozenset()
+    """Pins the user declares keys of leaf certificates (``--leaf-pin``), such as a
+    backup key for a future leaf; for iOS, they take precedence over ``certificates``."""
+    ca_pins: frozenset[Pin] = frozenset()
+    """Pins the user declares keys of CA certificates (``--ca-pin``), such as a CA one
+    may switch to; for iOS, they take precedence over ``certificates``."""
 
 
 @dataclass(frozen=True)

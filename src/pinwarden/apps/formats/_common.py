@@ -36,6 +36,7 @@ __all__ = [
     "pattern_text",
     "rule_label",
     "sha256_pins",
+    "under",
     "unsupported",
     "utc",
 ]
@@ -137,12 +138,13 @@ def is_ip(base: str) -> bool:
     return canonical_ip(base) == base
 
 
-def _under(name: str, parent: str) -> bool:
+def under(name: str, parent: str) -> bool:
+    """Whether ``name`` lies strictly under ``parent`` (both normalised)."""
     return name.endswith("." + parent)
 
 
 def _one_below(name: str, parent: str) -> bool:
-    return _under(name, parent) and "." not in name[: -len(parent) - 1]
+    return under(name, parent) and "." not in name[: -len(parent) - 1]
 
 
 def overlap(a: tuple[PatternKind, str], b: tuple[PatternKind, str]) -> str | None:
@@ -158,16 +160,16 @@ def overlap(a: tuple[PatternKind, str], b: tuple[PatternKind, str]) -> str | Non
             return na if na == nb else None
         if kb == "one-label":
             return na if _one_below(na, nb) else None
-        return na if na == nb or _under(na, nb) else None
+        return na if na == nb or under(na, nb) else None
     if ka == "one-label":
         if kb == "one-label":
             return f"*.{na}" if na == nb else None
-        if na == nb or _under(na, nb):
+        if na == nb or under(na, nb):
             return f"*.{na}"
         return nb if _one_below(nb, na) else None
-    if na == nb or _under(na, nb):
+    if na == nb or under(na, nb):
         return na
-    return nb if _under(nb, na) else None
+    return nb if under(nb, na) else None
 
 
 @dataclass(frozen=True)
@@ -242,14 +244,18 @@ class Domain:
     rule: PinRule
 
 
-def domains_of(policy: Policy, tool: str, losses: list[str], *, ip_ok: bool) -> list[Domain]:
+def domains_of(
+    policy: Policy, tool: str, losses: list[str], *, ip_ok: bool, one_label: bool = False
+) -> list[Domain]:
     """Fit every rule's patterns into entries of (domain, includeSubdomains), in order.
 
     Such formats have no ``*.`` one-label wildcard and no "under x but not x itself":
     those are widened to x with its subdomains (a loss, unless the same rule covers what
-    the widening adds). A domain name can appear once: a second rule's pattern on the
-    same name is left out (a loss). Rules without a SHA-256 pin are skipped (their loss
-    comes from :func:`unsupported`)."""
+    the widening adds). ``one_label``: the format's flag covers x and the names one label
+    under it only (Apple's ``NSIncludesSubdomains``), so ``x`` with ``*.x`` is exact and
+    ``**.x`` loses the deeper names. A domain name can appear once: a second rule's
+    pattern on the same name is left out (a loss). Rules without a SHA-256 pin are
+    skipped (their loss comes from :func:`unsupported`)."""
     found: dict[str, Domain] = {}
     for index, rule in enumerate(policy.rules):
         if not sha256_pins(rule):
@@ -269,7 +275,19 @@ def domains_of(policy: Policy, tool: str, losses: list[str], *, ip_ok: bool) -> 
             covers_one = any(p.kind != "exact" for p in patterns)
             covers_deep = any(p.kind == "subtree" for p in patterns)
             subtree = covers_one
-            if subtree and not (covers_base and covers_deep):
+            if one_label:
+                if subtree and not covers_base:
+                    losses.append(
+                        f"{label}: {texts}: {tool} has no such wildcard; written as {base} "
+                        f"with its subdomains, which also pins {base}"
+                    )
+                if covers_deep:
+                    losses.append(
+                        f"{label}: {texts}: {tool}'s subdomain flag covers only the names "
+                        f"one label under {base}; written so, names two or more labels "
+                        f"below {base} stay unpinned"
+                    )
+            elif subtree and not (covers_base and covers_deep):
                 extra = " and ".join(
                     what
                     for what, missing in (
@@ -326,8 +344,10 @@ def build_policy(
     settings, its hosts in the order they were first seen.
 
     ``merge_same_pattern``: a pattern given twice adds up its pins (OkHttp's
-    ``add()``); otherwise it is an error. ``exclusions`` are (name, where) pairs of names
-    the tool pins nowhere although an entry with subdomains covers them (TrustKit)."""
+    ``add()``); otherwise it is an error. ``exclusions`` are (pattern, where) pairs of
+    names the tool pins nowhere although an entry with subdomains covers them: a name
+    (TrustKit's exclusion entry, Android's empty ``<pin-set/>``) or ``**.name`` for the
+    name and everything under it (Android, ``includeSubdomains``)."""
     merged: dict[tuple[str, PatternKind], Entry] = {}
     for entry in entries:
         text = pattern_text(entry.kind, entry.host.strip())
@@ -348,33 +368,43 @@ def build_policy(
     if not merged:
         raise fail(source, None, "no pinned hosts found")
 
+    # An exempted name leaves every rule with an entry covering it: the tool then pins
+    # it nowhere, which is what pinwarden's exclude means.
+    exempt: list[tuple[HostPattern, str]] = []
+    for written, where in exclusions:
+        try:
+            exempt.append((HostPattern.parse(written), where))
+        except PolicyError as exc:
+            raise fail(source, where, exc.detail) from None
+    subtrees = [p.base for p, _ in exempt if p.kind == "subtree"]
+
     groups: dict[tuple[object, ...], list[tuple[str, Entry]]] = {}
     for (base, _), entry in merged.items():
-        settings = (frozenset(entry.pins), entry.expires_at, entry.mode, entry.report_uri)
+        # A rule's exclude applies to all its hosts: an entry under an exempted subtree
+        # (pinned on its own, being more specific) must not share a rule with the entry
+        # the subtree is exempted from.
+        shield = frozenset(t for t in subtrees if base == t or under(base, t))
+        settings = (frozenset(entry.pins), entry.expires_at, entry.mode, entry.report_uri, shield)
         groups.setdefault(settings, []).append((base, entry))
     members_of = list(groups.values())
 
-    # An exempted name leaves every rule with an entry covering it: the tool then pins
-    # it nowhere, which is what pinwarden's exclude of that exact name means.
     excluded: dict[int, list[str]] = {}
-    for written, where in exclusions:
-        try:
-            name = HostPattern.parse(written).base
-        except PolicyError as exc:
-            raise fail(source, where, exc.detail) from None
+    for pattern, where in exempt:
+        name = pattern.base
         covering = [
             n
             for n, members in enumerate(members_of)
             if any(
                 (e.kind == "one-label" and _one_below(name, base))
-                or (e.kind == "subtree" and _under(name, base))
+                or (e.kind == "subtree" and under(name, base))
                 for base, e in members
             )
         ]
         if not covering:
             raise fail(source, where, f"{name} is excluded, but no entry with subdomains covers it")
+        exempted = name if pattern.kind == "exact" else pattern_text(pattern.kind, name)
         for n in covering:
-            excluded.setdefault(n, []).append(name)
+            excluded.setdefault(n, []).append(exempted)
 
     all_notes = list(notes)
     rules: list[PinRule] = []

@@ -3,8 +3,12 @@
 Each rule becomes a ``<domain-config>`` with one ``<domain>`` per host (``includeSubdomains``
 = the name and every name under it, pinwarden's ``**.``) and a ``<pin-set>`` of SHA-256
 pins with an optional ``expiration`` date. Android picks the most specific domain, as
-pinwarden does. It has no ``*.`` one-label wildcard, no SHA-1, no report-only mode, no
-reports and no ``exclude``.
+pinwarden does, and a ``<domain-config>`` whose effective ``<pin-set>`` is empty unpins its
+domains (``NetworkSecurityTrustManager.checkPins`` returns at once on an empty set): that
+is how an ``exclude`` is written, as a nested ``<domain-config>`` with ``<pin-set/>``, and
+how such a config reads back. A nested ``<domain-config>`` without a ``<pin-set>`` inherits
+its parent's (``NetworkSecurityConfig.Builder.getEffectivePinSet``). Android has no ``*.``
+one-label wildcard, no SHA-1, no report-only mode and no reports.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from pinwarden.apps.formats._common import (
     expiry_date,
     fail,
     name_notes,
+    overlap,
     rule_label,
     sha256_pins,
+    under,
     unsupported,
 )
 from pinwarden.pins import Pin
@@ -41,7 +47,7 @@ from pinwarden.policy import Policy
 
 __all__ = ["FORMAT", "AndroidFormat"]
 
-_CAN = Abilities("Android", expiry=True)
+_CAN = Abilities("Android", expiry=True, exclude=True)
 _DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _MAX_DEPTH = 32
 _TIMEZONE_NOTE = (
@@ -56,7 +62,65 @@ _MANIFEST_NOTE = (
 )
 
 
-def _render(policy: Policy, domains: list[Domain], losses: list[str]) -> tuple[str, bool]:
+def _exclusions(
+    policy: Policy, domains: list[Domain], losses: list[str]
+) -> dict[int, list[tuple[str, bool]]]:
+    """Per rule, the (name, includeSubdomains) of each ``exclude`` that a nested
+    ``<domain-config>`` with an empty ``<pin-set/>`` expresses exactly. Android then pins
+    those names nowhere (the most specific domain wins, and its pin set is empty), so no
+    other rule may cover them: pinwarden would fall back to it. Anything else is a loss."""
+    written = {d.name for d in domains}
+    out: dict[int, list[tuple[str, bool]]] = {}
+    for index, rule in enumerate(policy.rules):
+        if not rule.exclude or not sha256_pins(rule):
+            continue
+        label = rule_label(index, rule)
+        mine = [d for d in domains if d.index == index]
+        for pattern in rule.exclude:
+            name, kind = pattern.base, pattern.kind
+            covered = [
+                *((h.kind, h.base) for h in rule.hosts),
+                *(("subtree" if d.subtree else "exact", d.name) for d in mine),
+            ]
+            if all(overlap(c, (kind, name)) is None for c in covered):
+                continue  # the rule covers none of these names, here or on Android
+            exact = (
+                kind != "one-label"
+                and any(d.subtree and under(name, d.name) for d in mine)
+                and name not in written
+            )
+            if exact and kind == "exact":
+                exact = policy.rule_for_normalized(name) is None
+            elif exact:
+                # Android keeps pinning the domains written under the name (the most
+                # specific wins), where pinwarden exempts this rule's hosts there; and
+                # pinwarden falls back to another rule covering names there, Android not.
+                exact = not any(h.base == name or under(h.base, name) for h in rule.hosts)
+                exact = exact and not any(
+                    overlap((h.kind, h.base), ("subtree", name)) is not None
+                    for n, other in enumerate(policy.rules)
+                    if n != index
+                    for h in other.hosts
+                    if not under(h.base, name)
+                )
+            if exact:
+                written.add(name)
+                out.setdefault(index, []).append((name, kind == "subtree"))
+                continue
+            losses.append(
+                f"{label}: exclude {pattern.text}: Android can only unpin a name (or a name "
+                "with its subdomains) under one of the rule's includeSubdomains domains that "
+                "no other rule covers; left out, so it would be pinned"
+            )
+    return out
+
+
+def _render(
+    policy: Policy,
+    domains: list[Domain],
+    exclusions: dict[int, list[tuple[str, bool]]],
+    losses: list[str],
+) -> tuple[str, bool]:
     root = ET.Element("network-security-config")
     any_expiry = False
     by_rule: dict[int, list[Domain]] = {}
@@ -83,6 +147,14 @@ def _render(policy: Policy, domains: list[Domain], losses: list[str]) -> tuple[s
             pin_set.set("expiration", day.isoformat())
         for pin in sha256_pins(rule):
             ET.SubElement(pin_set, "pin", digest="SHA-256").text = pin.base64
+        if index in exclusions:
+            unpinned = ET.SubElement(config, "domain-config")
+            for name, deep in exclusions[index]:
+                element = ET.SubElement(
+                    unpinned, "domain", includeSubdomains="true" if deep else "false"
+                )
+                element.text = name
+            ET.SubElement(unpinned, "pin-set")
     ET.indent(root, space="    ")
     body = ET.tostring(root, encoding="unicode")
     return f'<?xml version="1.0" encoding="utf-8"?>\n{body}\n', any_expiry
@@ -103,6 +175,25 @@ class _Reader:
         self.entries: list[Entry] = []
         self.notes: list[str] = []
         self.seen: dict[str, str] = {}
+        self.unpinned: list[tuple[str, bool, str]] = []
+        """(name, includeSubdomains, where) of domains whose pin set is empty."""
+
+    def exclusions(self) -> list[tuple[str, str]]:
+        """Unpinned domains under a pinned includeSubdomains domain, as exclusions for
+        :func:`build_policy`; the others only get a note."""
+        parents = [e.host.lower().rstrip(".") for e in self.entries if e.kind == "subtree"]
+        out: list[tuple[str, str]] = []
+        for name, subtree, where in self.unpinned:
+            key = name.lower().rstrip(".")
+            if any(under(key, parent) for parent in parents):
+                out.append((f"**.{name}" if subtree else name, where))
+                self.notes.append(
+                    f"{where}: {name}{' and its subdomains' if subtree else ''}: an empty "
+                    "pin set unpins what a broader domain pins; read as exclude"
+                )
+            else:
+                self.notes.append(f"{where}: {name}: no pins, so not pinned; left out")
+        return out
 
     def fail(self, where: str, message: str) -> Exception:
         return fail(self.source, where, message)
@@ -202,8 +293,8 @@ class _Reader:
         # A nested domain-config takes what it does not set from its parent.
         effective = pin_set or inherited
         if effective is None or not effective.pins:
-            names = ", ".join(name for name, _, _ in domains)
-            self.notes.append(f"{where}: {names}: no pins, so not pinned; left out")
+            # Android checks no pins here, even where a broader domain has some.
+            self.unpinned.extend(domains)
         else:
             for name, subtree, path in domains:
                 self.entries.append(
@@ -283,7 +374,8 @@ class AndroidFormat:
         for index, rule in enumerate(policy.rules):
             losses.extend(unsupported(index, rule, _CAN))
         domains = domains_of(policy, "Android", losses, ip_ok=True)
-        text, any_expiry = _render(policy, domains, losses)
+        exclusions = _exclusions(policy, domains, losses)
+        text, any_expiry = _render(policy, domains, exclusions, losses)
         notes = [_MANIFEST_NOTE] + ([_TIMEZONE_NOTE] if any_expiry else [])
         notes.extend(name_notes(policy, "Android"))
         return Exported(text, tuple(losses), tuple(notes))
@@ -303,7 +395,8 @@ class AndroidFormat:
             raise fail(source, None, f"not readable XML: {exc}") from None
         reader = _Reader(source)
         reader.document(root)
-        imported = build_policy(reader.entries, source)
+        exclusions = reader.exclusions()
+        imported = build_policy(reader.entries, source, exclusions=exclusions)
         notes = dict.fromkeys((*reader.notes, *imported.notes))
         return Imported(imported.policy, tuple(notes))
 

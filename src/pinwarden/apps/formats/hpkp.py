@@ -48,6 +48,7 @@ _OBSOLETE = (
 _HEADER = re.compile(r"(public-key-pins(?:-report-only)?)\s*:(.*)", re.IGNORECASE | re.DOTALL)
 _HOSTS = re.compile(r"#\s*hosts\s*:(.*)", re.IGNORECASE | re.DOTALL)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_SECONDS = re.compile(r"[0-9]{1,11}")
 _MAX_AGE_LIMIT = 10**10  # ~317 years: past any real pin's life, within datetime's range
 
 
@@ -182,9 +183,19 @@ def _header(
         raise fail(source, where, f"unknown directive(s) {', '.join(unknown)}")
     if not pins:
         raise fail(source, where, "no pin-sha256 directive")
-    max_age = seen.get("max-age")
-    if max_age is None or not max_age.isdigit() or len(max_age) > 11:
+    if "max-age" not in seen:
         raise fail(source, where, "max-age=<seconds> is required")
+    max_age = seen["max-age"]
+    # ASCII digits only: str.isdigit() also takes "²" (int() then raises) and "٣"
+    # (int() reads 3), neither of which RFC 7469's delta-seconds allows.
+    if max_age is None:
+        raise fail(source, where, "max-age has no value; max-age=<seconds> is required")
+    if _SECONDS.fullmatch(max_age) is None:
+        raise fail(
+            source,
+            where,
+            f"max-age={max_age[:20]!r} is not a number of seconds (up to 11 digits 0-9)",
+        )
     seconds = int(max_age)
     if seconds > _MAX_AGE_LIMIT:
         raise fail(source, where, f"max-age={seconds} is beyond any real pin's life")

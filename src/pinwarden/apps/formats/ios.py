@@ -1,18 +1,25 @@
 """``ios-plist``: App Transport Security's ``NSPinnedDomains`` in an Info.plist (iOS 14,
 macOS 11 and later).
 
-Each host becomes a domain entry with ``NSIncludesSubdomains`` (the name and every name
-under it, pinwarden's ``**.``) and its pins as ``NSPinnedLeafIdentities`` (keys of leaf
-certificates) or ``NSPinnedCAIdentities`` (keys of CA certificates). Apple requires a
-match in *each* list that is present, where pinwarden accepts any pin at any position;
-so a rule is exact only when all its pins are leaf keys or all are CA keys, which export
-tells apart with the certificates given (``--chain``). ATS has no expiry, report-only
-mode, reports, ``exclude``, ``*.`` wildcard, SHA-1 or IP addresses.
+Each host becomes a domain entry with its pins as ``NSPinnedLeafIdentities`` (keys of
+leaf certificates) or ``NSPinnedCAIdentities`` (keys of CA certificates).
+``NSIncludesSubdomains`` covers the domain and the names *one label* under it (Apple:
+"subdomains ... that have one additional path component"), i.e. pinwarden's ``x`` with
+``*.x``; ``**.x`` loses the deeper names.
+
+ATS compares leaf identities only with the leaf and CA identities only with CA
+certificates, and requires a match in *each* list that is present, where pinwarden
+accepts any pin at any position. So every pin must be classified (declared with
+``leaf_pins``/``ca_pins``, else told by the certificates at hand): a pin in the wrong list
+never matches, so an unclassified pin refuses the export even when lossy. A rule is exact
+only when all its pins are leaf keys or all are CA keys. ATS has no expiry, report-only
+mode, reports, ``exclude``, SHA-1 or IP addresses.
 """
 
 from __future__ import annotations
 
 import plistlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
@@ -32,7 +39,7 @@ from pinwarden.apps.formats._common import (
     sha256_pins,
     unsupported,
 )
-from pinwarden.errors import CertificateError
+from pinwarden.errors import CertificateError, InputError
 from pinwarden.pins import Pin
 from pinwarden.policy import PinRule, Policy
 
@@ -68,33 +75,74 @@ def _classify(certificates: tuple[bytes, ...]) -> dict[Pin, set[bool]]:
     return found
 
 
+def _refuse_unclassified(unclassified: list[str]) -> InputError:
+    what = ", ".join(unclassified)
+    verb = "is" if len(unclassified) == 1 else "are each"
+    return InputError(
+        f"ios-plist: cannot tell whether {what} {verb} the key of a leaf or of a CA "
+        "certificate: no certificate at hand has it. ATS compares NSPinnedLeafIdentities "
+        "only with the leaf and NSPinnedCAIdentities only with CA certificates, so a pin "
+        "in the wrong list never matches (a backup key would fail exactly when it is "
+        "needed). Declare it with --leaf-pin (a backup key for a future leaf certificate) "
+        "or --ca-pin (the key of a CA you may switch to), or give its certificate with "
+        "--chain. A leaf backup works only for a domain whose pins are all leaf keys: with "
+        "CA and leaf pins ATS requires a match in each list, so a CA-pinned domain needs a "
+        "second CA's key as its backup"
+    )
+
+
+@dataclass
+class _Classifier:
+    """Leaf or CA for each pin: what the user declared, else the certificates at hand."""
+
+    options: ExportOptions
+    found: dict[Pin, set[bool]]
+    notes: dict[str, None] = field(default_factory=dict)
+
+    def unknown(self, pin: Pin) -> bool:
+        declared = pin in self.options.leaf_pins or pin in self.options.ca_pins
+        return not declared and not self.found.get(pin)
+
+    def is_ca(self, pin: Pin, label: str, losses: list[str]) -> bool:
+        seen = self.found.get(pin, set())
+        if pin in self.options.leaf_pins:
+            if True in seen:
+                self.notes[
+                    f"{pin} is declared a leaf key (--leaf-pin) although a CA certificate at "
+                    "hand has it; written as a leaf key"
+                ] = None
+            return False
+        if pin in self.options.ca_pins:
+            if False in seen:
+                self.notes[
+                    f"{pin} is declared a CA key (--ca-pin) although a leaf certificate at "
+                    "hand has it; written as a CA key"
+                ] = None
+            return True
+        if seen == {True, False}:
+            losses.append(
+                f"{label}: {pin} is the key of both a leaf and a CA certificate at hand; "
+                "put in NSPinnedCAIdentities (declare it with --leaf-pin or --ca-pin)"
+            )
+        return True in seen
+
+
 def _identities(
-    index: int, rule: PinRule, kinds: dict[Pin, set[bool]], losses: list[str]
+    index: int, rule: PinRule, classifier: _Classifier, losses: list[str]
 ) -> dict[str, Any]:
     label = rule_label(index, rule)
     ca: list[Pin] = []
     leaf: list[Pin] = []
     for pin in sha256_pins(rule):
-        seen = kinds.get(pin, set())
-        if seen == {False}:
-            leaf.append(pin)
-            continue
-        ca.append(pin)
-        if not seen:
-            losses.append(
-                f"{label}: {pin}: cannot tell leaf from CA without its certificate "
-                "(give it with --chain); put in NSPinnedCAIdentities"
-            )
-        elif seen == {True, False}:
-            losses.append(
-                f"{label}: {pin} is the key of both a leaf and a CA certificate at hand; "
-                "put in NSPinnedCAIdentities"
-            )
+        (ca if classifier.is_ca(pin, label, losses) else leaf).append(pin)
     if ca and leaf:
         losses.append(
             f"{label}: has leaf pins ({', '.join(map(str, leaf))}) and CA pins "
-            f"({', '.join(map(str, ca))}): ATS then requires a match in each list, "
-            "pinwarden one pin of either"
+            f"({', '.join(map(str, ca))}): ATS then requires a match in each list "
+            "(pinwarden: any one pin), so a connection fails unless its leaf has one of "
+            "the leaf pins and a CA certificate one of the CA pins; a leaf backup cannot "
+            "stand in for a CA pin on iOS: the backup of a CA-pinned domain must be a "
+            "second CA's key"
         )
     entry: dict[str, Any] = {}
     if ca:
@@ -166,7 +214,10 @@ def read_pinned_domains(root: object, source: str) -> Imported:
                 "NSPinnedLeafIdentities; pinwarden accepts any one of the pins"
             )
         both = tuple(dict.fromkeys(ca + leaf))
-        entries.append(Entry(domain, "subtree" if subtree else "exact", both, where))
+        entries.append(Entry(domain, "exact", both, where))
+        if subtree:
+            # YES adds the names one label under the domain, not deeper ones.
+            entries.append(Entry(domain, "one-label", both, where))
     if entries:
         notes.append(
             "leaf and CA identities both became plain pins: pinwarden matches a pin at any "
@@ -185,22 +236,42 @@ class IosFormat:
     importable = True
 
     def export(self, policy: Policy, options: ExportOptions) -> Exported:
+        both = options.leaf_pins & options.ca_pins
+        if both:
+            listed = ", ".join(sorted(map(str, both)))
+            raise InputError(f"ios-plist: {listed} declared both a leaf key and a CA key")
         losses: list[str] = []
         for index, rule in enumerate(policy.rules):
             losses.extend(unsupported(index, rule, _CAN))
-        domains = domains_of(policy, "ATS", losses, ip_ok=False)
-        kinds = _classify(options.certificates)
+        domains = domains_of(policy, "ATS", losses, ip_ok=False, one_label=True)
+        classifier = _Classifier(options, _classify(options.certificates))
+        written = sorted({d.index for d in domains})
+        unclassified: dict[Pin, list[str]] = {}
+        for index in written:
+            for pin in sha256_pins(policy.rules[index]):
+                if classifier.unknown(pin):
+                    unclassified.setdefault(pin, []).append(f"pin[{index}]")
+        if unclassified:
+            raise _refuse_unclassified(
+                [f"{pin} (of {', '.join(rules)})" for pin, rules in unclassified.items()]
+            )
         identities: dict[int, dict[str, Any]] = {}
         pinned: dict[str, Any] = {}
         for domain in domains:
             if domain.index not in identities:
-                identities[domain.index] = _identities(domain.index, domain.rule, kinds, losses)
+                identities[domain.index] = _identities(
+                    domain.index, domain.rule, classifier, losses
+                )
             pinned[domain.name] = {_SUBDOMAINS: domain.subtree, **identities[domain.index]}
         document = {"NSAppTransportSecurity": {"NSPinnedDomains": pinned}}
         text = plistlib.dumps(document, sort_keys=False).decode("utf-8")
+        used = {p for index in written for p in sha256_pins(policy.rules[index])}
+        unused = sorted(map(str, (options.leaf_pins | options.ca_pins) - used))
         notes = [
             "NSPinnedDomains needs iOS 14, macOS 11 or later; copy NSAppTransportSecurity "
             "into the app's Info.plist",
+            *classifier.notes,
+            *([f"declared but not a pin of the policy: {', '.join(unused)}"] if unused else []),
             *name_notes(policy, "ATS"),
         ]
         return Exported(text, tuple(losses), tuple(notes))
