@@ -11,6 +11,7 @@ import plistlib
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from pinwarden.errors import FormatError, PolicyError
 from pinwarden.hosts import HostPattern, PatternKind, canonical_ip
@@ -57,6 +58,24 @@ class Imported:
 def fail(source: str, where: str | None, message: str) -> FormatError:
     """A :class:`FormatError` naming the file, the place in it, and the problem."""
     return FormatError(": ".join(part for part in (source, where, message) if part))
+
+
+def domain_entry(
+    domain: object, config: object, known: Iterable[str], source: str, where: str
+) -> tuple[str, dict[str, Any]]:
+    """A plist/dictionary domain entry checked: a string name, a dictionary of known
+    keys only (iOS NSPinnedDomains and TrustKit TSKPinnedDomains)."""
+    if not isinstance(domain, str):
+        raise fail(source, where, "a domain name must be a string")
+    if not isinstance(config, dict):
+        raise fail(source, where, "must be a dictionary")
+    allowed = sorted(known)
+    unknown = sorted(map(str, set(config) - set(allowed)))
+    if unknown:
+        raise fail(
+            source, where, f"unknown key(s) {', '.join(unknown)}; known: {', '.join(allowed)}"
+        )
+    return domain, config
 
 
 def check_size(data: bytes, source: str) -> None:

@@ -31,6 +31,7 @@ from pinwarden.apps.formats._common import (
     Imported,
     build_policy,
     decode_sha256,
+    domain_entry,
     domains_of,
     fail,
     load_plist,
@@ -188,17 +189,7 @@ def read_pinned_domains(root: object, source: str) -> Imported:
     entries: list[Entry] = []
     for domain, config in pinned.items():
         where = f"NSPinnedDomains.{domain}"
-        if not isinstance(domain, str):
-            raise fail(source, where, "a domain name must be a string")
-        if not isinstance(config, dict):
-            raise fail(source, where, "must be a dictionary")
-        unknown = sorted(map(str, set(config) - DOMAIN_KEYS))
-        if unknown:
-            raise fail(
-                source,
-                where,
-                f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(DOMAIN_KEYS))}",
-            )
+        domain, config = domain_entry(domain, config, DOMAIN_KEYS, source, where)
         if "*" in domain:
             raise fail(source, where, "ATS has no wildcards; use NSIncludesSubdomains")
         subtree = config.get(_SUBDOMAINS, False)

@@ -32,6 +32,7 @@ from pinwarden.apps.formats._common import (
     build_policy,
     check_size,
     decode_sha256,
+    domain_entry,
     domains_of,
     expiry_date,
     fail,
@@ -301,17 +302,7 @@ def read_configuration(root: object, source: str) -> Imported:
     exclusions: list[tuple[str, str]] = []
     for domain, settings in pinned.items():
         where = f"{_DOMAINS}.{domain}"
-        if not isinstance(domain, str):
-            raise fail(source, where, "a domain name must be a string")
-        if not isinstance(settings, dict):
-            raise fail(source, where, "must be a dictionary")
-        unknown = sorted(map(str, set(settings) - DOMAIN_KEYS))
-        if unknown:
-            raise fail(
-                source,
-                where,
-                f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(DOMAIN_KEYS))}",
-            )
+        domain, settings = domain_entry(domain, settings, DOMAIN_KEYS, source, where)
         if "*" in domain:
             raise fail(source, where, "TrustKit has no wildcards; use TSKIncludeSubdomains")
         if _bool(settings, _EXCLUDE, False, source, where):
