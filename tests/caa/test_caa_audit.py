@@ -521,3 +521,49 @@ def test_audit_name_without_connecting(world: World) -> None:
     assert result.status == "warning"
     assert (result.issuer, result.identity, result.evaluations) == (None, None, ())
     assert result.summary is not None and result.summary.name.any_ca
+
+
+@pytest.mark.parametrize(
+    ("record", "code", "severity"),
+    [
+        (
+            '0 issue "ca.test; accounturi=https://acme.test/acct/1"',
+            "renewal-conditional",
+            "warning",
+        ),
+        ('0 issue "ca.test; validationmethods=dns-01"', "renewal-conditional", "warning"),
+        ('0 issue "CA.TEST"', "ca-reads-differently", "warning"),
+    ],
+)
+def test_an_allowed_renewal_with_strings_attached_is_not_plain_ok(
+    world: World, record: str, code: str, severity: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.dns.add(NONE, "CAA", record)
+    _, doc = _run(world.argv(NONE), capsys)
+    result = doc["results"][0]
+    assert (code, severity) in _codes(result), result["findings"]
+    assert result["status"] == "warning"
+
+
+def test_a_bad_name_in_the_file_is_refused_before_any_work_naming_its_line(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = world.tmp / "names.txt"
+    names.write_text(f"{OK}\n# a comment\n1.2.3.4\n")
+    before = len(world.dns.queries)
+    assert (
+        main(
+            [
+                "caa",
+                "audit",
+                "--file",
+                str(names),
+                "--no-connect",
+                "--nameserver",
+                world.dns.nameserver,
+            ]
+        )
+        == 2
+    )
+    assert f"{names}:3" in capsys.readouterr().err
+    assert len(world.dns.queries) == before

@@ -690,3 +690,14 @@ def test_public_names_are_sorted_and_documented(name: str) -> None:
         obj = getattr(module, public)
         doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else inspect.getdoc(obj)
         assert isinstance(doc, str) and not doc.startswith(f"{public}("), public
+
+
+def test_a_lookup_for_a_wildcard_is_evaluated_as_a_wildcard() -> None:
+    records = (
+        CAARecord(0, "issue", b"ca.test"),
+        CAARecord(0, "issuewild", b";"),
+    )
+    lookup = CAALookup("example.com", "example.com", records, wildcard=True)
+    assert evaluate(lookup, "ca.test").verdict is Verdict.DENIED
+    plain = CAALookup("example.com", "example.com", records)
+    assert evaluate(plain, "ca.test").verdict is Verdict.ALLOWED

@@ -687,3 +687,28 @@ def test_any_broken_answer_gives_a_result_never_an_exception(
     else:
         assert result.found_at in (None, "fuzz.example")
         assert all(isinstance(record, CAARecord) for record in result.records)
+
+
+def test_a_servfail_is_not_hidden_by_the_next_server(
+    lookup: Lookup, server: DNSServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A validating resolver says the answer is bogus; a second resolver that does not
+    # validate must not turn that into "no CAA" (anyone may issue).
+    server.fail("example.com", "SERVFAIL", ede=6, ede_text="bogus")
+    with DNSServer() as lax:
+        servers = (server.address, lax.address)
+        monkeypatch.setattr(_transport, "_system_servers", lambda: servers)
+        result = lookup("example.com")
+        assert lax.queries == []
+    assert result.error is not None
+    assert "DNSSEC validation failed" in result.error
+    assert result.found_at is None
+
+
+def test_a_truncated_answer_over_tcp_too_is_an_error(lookup: Lookup, server: DNSServer) -> None:
+    reply = dns.message.make_response(dns.message.make_query("example.com", "CAA"))
+    reply.flags |= dns.flags.TC
+    server.respond_raw("example.com", reply.to_wire())
+    result = lookup("example.com", nameserver=server.nameserver)
+    assert result.error is not None
+    assert "truncated" in result.error

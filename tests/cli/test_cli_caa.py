@@ -1332,3 +1332,69 @@ def test_generate_ttl_that_is_not_a_number_is_a_usage_error(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "Invalid value for '--ttl'" in captured.err
+
+
+def test_a_ca_named_by_its_name_is_judged_by_every_domain_it_honours(
+    dns: DNSServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The bundled table says DigiCert honours symantec.com: a CA following its records
+    # would issue, whatever its preferred domain is.
+    _serve(dns, (RR("example.com", "CAA", '0 issue "symantec.com"'),))
+    code = main(
+        [
+            "caa",
+            "check",
+            "example.com",
+            "--ca",
+            "DigiCert",
+            "--json",
+            "--nameserver",
+            dns.nameserver,
+        ]
+    )
+    evaluation = json.loads(capsys.readouterr().out)["evaluation"]
+    assert code == 0
+    assert evaluation["verdict"] == "allowed"
+    assert evaluation["ca"] == "symantec.com"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["*.*.example.com"],
+        ["example.com", "--ca", ""],
+        ["example.com", "--ca", "ca.test", "--account-uri", " "],
+        ["example.com", "--ca", "ca.test", "--email", "--method", "dns-01"],
+    ],
+)
+def test_more_bad_check_input(
+    argv: list[str], dns: DNSServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["caa", "check", *argv, "--nameserver", dns.nameserver]) == 2
+    assert capsys.readouterr().err.startswith("pinwarden: error:")
+
+
+def test_a_leading_space_does_not_lose_the_wildcard(
+    dns: DNSServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _serve(dns, (ISSUE_CA, RR("example.com", "CAA", '0 issuewild ";"')))
+    code = main(
+        ["caa", "check", " *.example.com", "--ca", "ca.test", "--nameserver", dns.nameserver]
+    )
+    assert code == 1
+
+
+def test_dns_data_cannot_drive_the_terminal_or_become_emoji(
+    dns: DNSServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _serve(
+        dns,
+        (
+            RR("example.com", "CAA", '0 issue "ca.test; accounturi=urn:x:1"'),
+            RR("example.com", "CAA", '0 contactemail "a\\027]0;PWNED\\007@example.com"'),
+        ),
+    )
+    main(["caa", "check", "example.com", "--ca", "ca.test", "--nameserver", dns.nameserver])
+    out = capsys.readouterr().out
+    assert "urn:x:1" in out
+    assert "\x1b" not in out and "\x07" not in out

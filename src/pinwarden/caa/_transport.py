@@ -104,6 +104,10 @@ def _unreachable(server: Server, exc: OSError) -> Failure:
     return Failure("unreachable", f"{server_text(server)} cannot be reached: {exc.strerror or exc}")
 
 
+# Failures that say nothing about the name, only about that server: try the next one.
+_TRY_NEXT = {"timeout", "unreachable", "REFUSED"}
+
+
 def _combine(failures: list[Failure]) -> Failure:
     """Every server failed: the last one's RCODE, everyone's reason."""
     return Failure(failures[-1].rcode, "; ".join(failure.reason for failure in failures))
@@ -121,6 +125,8 @@ def ask_sync(
             reply = _udp_sync(server, wire, query.id, until)
             if reply is not None and _truncated(reply):
                 reply = _tcp_sync(server, wire, until)
+                if reply is not None and _truncated(reply):
+                    raise MalformedResponse("sent a truncated answer over TCP too")
         except MalformedResponse as exc:
             outcome: Answer | Failure = Failure("malformed", f"{server_text(server)} {exc}")
         except OSError as exc:
@@ -132,6 +138,10 @@ def ask_sync(
         if isinstance(outcome, Answer):
             return outcome
         failures.append(outcome)
+        if outcome.rcode not in _TRY_NEXT:
+            # The server answered, and its answer is a failure (SERVFAIL may mean DNSSEC
+            # validation failed): asking another resolver instead would hide it.
+            break
     return _combine(failures)
 
 
@@ -197,6 +207,8 @@ async def ask_async(
             reply = await _udp_async(server, wire, query.id, until)
             if reply is not None and _truncated(reply):
                 reply = await _tcp_async(server, wire, until)
+                if reply is not None and _truncated(reply):
+                    raise MalformedResponse("sent a truncated answer over TCP too")
         except MalformedResponse as exc:
             outcome: Answer | Failure = Failure("malformed", f"{server_text(server)} {exc}")
         except OSError as exc:
@@ -208,6 +220,10 @@ async def ask_async(
         if isinstance(outcome, Answer):
             return outcome
         failures.append(outcome)
+        if outcome.rcode not in _TRY_NEXT:
+            # The server answered, and its answer is a failure (SERVFAIL may mean DNSSEC
+            # validation failed): asking another resolver instead would hide it.
+            break
     return _combine(failures)
 
 

@@ -114,7 +114,25 @@ def _judge_current(
     lookup: CAALookup, identity: CAIdentity, wildcard: bool
 ) -> tuple[tuple[Evaluation, ...], AuditFinding | None]:
     evaluations = tuple(evaluate(lookup, domain, wildcard=wildcard) for domain in identity.caa)
-    if any(e.verdict is Verdict.ALLOWED for e in evaluations):
+    allowed = [e for e in evaluations if e.verdict is Verdict.ALLOWED]
+    if allowed:
+        best = next((e for e in allowed if not e.conditions and not e.warnings), allowed[0])
+        what = f"*.{lookup.name}" if wildcard else lookup.name
+        if best.warnings:
+            # Let's Encrypt is the CA the warnings are about (Boulder's stricter reading).
+            strict = "let's encrypt" in identity.name.casefold()
+            return evaluations, AuditFinding(
+                "ca-reads-differently",
+                "error" if strict else "warning",
+                f"the records allow {identity.name} for {what} by the RFC, but: "
+                + "; ".join(best.warnings),
+            )
+        if best.conditions:
+            return evaluations, AuditFinding(
+                "renewal-conditional",
+                "warning",
+                f"{identity.name} may renew {what} only if " + "; or ".join(best.conditions),
+            )
         return evaluations, None
     what = f"*.{lookup.name}" if wildcard else lookup.name
     if any(e.verdict is Verdict.UNKNOWN for e in evaluations):

@@ -356,7 +356,8 @@ def evaluate(
     method: str | None = None,
 ) -> Evaluation:
     """May the CA whose issuer domain name is ``ca`` issue a certificate for
-    ``lookup.name`` (``*.name`` when ``wildcard``)? RFC 8659 §3–§4 and RFC 8657.
+    ``lookup.name`` (``*.name`` when ``wildcard``, or when the lookup was for ``*.name``)?
+    RFC 8659 §3–§4 and RFC 8657.
 
     * a failed lookup is UNKNOWN, never ALLOWED;
     * no CAA records, or none that restrict this kind of certificate, is ALLOWED;
@@ -369,6 +370,7 @@ def evaluate(
     Raises :class:`~pinwarden.caa.records.CAAFormatError` when ``ca`` is not a domain
     name."""
     ca_name = _check_ca(ca)
+    wildcard = wildcard or lookup.wildcard  # a lookup for *.name is about a wildcard
     target = f"*.{lookup.name}" if wildcard else lookup.name
     early = _preliminary(lookup, ca_name, target)
     if early is not None:

@@ -87,6 +87,7 @@ class _Climb:
         if not timeout > 0:
             raise InputError(f"the CAA lookup timeout must be positive, not {timeout!r}")
         self.start = _start(name)
+        self.wildcard = name.strip().startswith("*.")
         self.servers = servers_for(nameserver)
         self.deadline = time.monotonic() + timeout
         self._next: dns.name.Name | None = self.start
@@ -132,12 +133,13 @@ class _Climb:
     def result(self) -> CAALookup:
         name = name_text(self.start)
         steps = tuple(self._steps)
+        wild = self.wildcard
         if self._error is not None:
-            return CAALookup(name, None, (), steps=steps, error=self._error)
+            return CAALookup(name, None, (), steps=steps, error=self._error, wildcard=wild)
         if self._found is None:
             # Authenticated when every "none here" was: the absence itself is proven.
             proven = all(step.authenticated for step in steps)
-            return CAALookup(name, None, (), authenticated=proven, steps=steps)
+            return CAALookup(name, None, (), authenticated=proven, steps=steps, wildcard=wild)
         at, answer = self._found
         return CAALookup(
             name,
@@ -147,6 +149,7 @@ class _Climb:
             answer.ttl,
             answer.authenticated,
             steps,
+            wildcard=wild,
         )
 
 

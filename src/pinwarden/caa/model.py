@@ -85,6 +85,8 @@ class CAALookup:
     authenticated: bool = False
     steps: tuple[LookupStep, ...] = ()
     error: str | None = None
+    wildcard: bool = False
+    """The search was for ``*.name``: evaluations are then for a wildcard certificate."""
 
 
 class Verdict(str, Enum):

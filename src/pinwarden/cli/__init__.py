@@ -22,7 +22,7 @@ from pinwarden.cli import (  # noqa: F401 - importing registers the commands
     simulate,
 )
 from pinwarden.cli._app import app
-from pinwarden.cli._output import err
+from pinwarden.cli._output import err, printable
 from pinwarden.errors import InputError, NetworkError, PinwardenError
 
 __all__ = ["app", "main", "run"]
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(what: str, exc: Exception) -> None:
-    message = " ".join(str(exc).split())
+    message = printable(" ".join(str(exc).split()))
     err().print(f"pinwarden: {what}: {message}", markup=False, soft_wrap=True)
 
 

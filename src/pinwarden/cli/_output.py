@@ -13,16 +13,23 @@ from rich.markup import escape
 
 from pinwarden.certs import CertInfo
 
-__all__ = ["emit_json", "err", "out", "render_chain"]
+__all__ = ["emit_json", "err", "out", "printable", "render_chain"]
 
 
 def out() -> Console:
     """The stdout console (made per call so redirected or captured stdout is honoured)."""
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
 def err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    # emoji=False: ":x:" in a URN or a DNS record must print as written, not as an emoji.
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters (terminal escapes, U+202E...) shown
+    as escapes: outside data must not drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def emit_json(data: Any) -> None:

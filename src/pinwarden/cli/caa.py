@@ -18,13 +18,14 @@ from pinwarden.caa.audit import AuditResult, audit
 from pinwarden.caa.evaluate import evaluate, evaluate_email
 from pinwarden.caa.generate import generate, parse_per_ca, render
 from pinwarden.caa.identities import CAIdentity, issuer_domain_for, load_identities
+from pinwarden.caa.lookup import _start as start_name
 from pinwarden.caa.lookup import lookup_caa
 from pinwarden.caa.model import CAALookup, Evaluation, Verdict
 from pinwarden.caa.records import to_presentation
 from pinwarden.caa.summary import CAASummary, record_to_dict, summarize
 from pinwarden.cli._app import JSON_HELP, app
 from pinwarden.cli._common import check_port, check_timeout
-from pinwarden.cli._output import emit_json, err, out
+from pinwarden.cli._output import emit_json, err, out, printable
 from pinwarden.cli.pin import _read
 from pinwarden.errors import CertificateError, InputError
 
@@ -42,8 +43,23 @@ _IDENTITIES_HELP = "More CA identities (TOML, the shape of the bundled table; do
 _NAMESERVER_HELP = "Ask this DNS server (a recursive resolver) instead of the system's."
 
 
+def _shown(text: str) -> str:
+    """Outside text (DNS data, messages quoting it) safe for rich and the terminal."""
+    return escape(printable(text))
+
+
 def _identities(path: Path | None) -> tuple[CAIdentity, ...]:
     return load_identities(path)
+
+
+def _ca_domains(ca: str, table: tuple[CAIdentity, ...]) -> list[str]:
+    """The issuer domain names ``--ca`` stands for: all of a known CA's when it is named
+    ("DigiCert"), else the one domain given."""
+    wanted = " ".join(ca.split()).casefold()
+    for identity in table:
+        if " ".join(identity.name.split()).casefold() == wanted:
+            return list(identity.caa)
+    return [issuer_domain_for(ca, identities=table)]
 
 
 # -- check -------------------------------------------------------------------------------
@@ -117,24 +133,37 @@ def check_command(
 
     Exit 0 allowed (or no `--ca`), 1 denied, 3 unknown (a DNS failure: never allowed).
     """
+    name = name.strip()
     if name.startswith("*."):
         name, wildcard = name[2:], True
+    if "*" in name:
+        raise InputError(f"{name!r}: '*' may only be the whole first label (*.name)")
     if email and wildcard:
         raise InputError("--email and --wildcard do not go together")
-    if (account_uri or method) and ca is None:
-        raise InputError("--account-uri and --method need --ca")
-    ca_domain = issuer_domain_for(ca, identities=_identities(identities)) if ca else None
+    if (account_uri is not None or method is not None) and (ca is None or email):
+        raise InputError("--account-uri and --method need --ca and go with certificates")
+    for option, value in (("--ca", ca), ("--account-uri", account_uri), ("--method", method)):
+        if value is not None and not value.strip():
+            raise InputError(f"{option} is empty")
+    domains = _ca_domains(ca, _identities(identities)) if ca is not None else []
     check_timeout(timeout)
     lookup = lookup_caa(name, nameserver=nameserver, timeout=timeout)
     summary = summarize(lookup.records) if lookup.error is None else None
     evaluation: Evaluation | None = None
-    if ca_domain is not None:
+    ca_domain: str | None = None
+    for domain in domains:
+        # A CA known by name may be named in the records by any of its issuer domain
+        # names (DigiCert honours symantec.com too): allowed if any of them is.
         if email:
-            evaluation = evaluate_email(lookup, ca_domain)
+            candidate = evaluate_email(lookup, domain)
         else:
-            evaluation = evaluate(
-                lookup, ca_domain, wildcard=wildcard, account_uri=account_uri, method=method
+            candidate = evaluate(
+                lookup, domain, wildcard=wildcard, account_uri=account_uri, method=method
             )
+        if evaluation is None or (
+            candidate.verdict is Verdict.ALLOWED and evaluation.verdict is not Verdict.ALLOWED
+        ):
+            evaluation, ca_domain = candidate, domain
     kind = "email" if email else ("wildcard" if wildcard else "name")
     if json_:
         emit_json(
@@ -163,39 +192,39 @@ def _show_check(
 ) -> None:
     console = out()
     if lookup.error is not None:
-        console.print(f"[magenta bold]DNS lookup failed[/magenta bold]: {escape(lookup.error)}")
+        console.print(f"[magenta bold]DNS lookup failed[/magenta bold]: {_shown(lookup.error)}")
         console.print("Nothing can be concluded: a CA must refuse to issue.")
     elif lookup.found_at is None:
         console.print(
-            f"No CAA records at {escape(lookup.name)} or any parent up to the top-level "
+            f"No CAA records at {_shown(lookup.name)} or any parent up to the top-level "
             "domain: [yellow]any CA may issue[/yellow]."
         )
     else:
         via = f" (via {' → '.join(map(escape, lookup.aliases))})" if lookup.aliases else ""
         dnssec = "DNSSEC-authenticated" if lookup.authenticated else "not DNSSEC-authenticated"
         console.print(
-            f"Relevant CAA records for {escape(lookup.name)}: found at "
-            f"[bold]{escape(lookup.found_at)}[/bold]{via}, TTL {lookup.ttl}, {dnssec}"
+            f"Relevant CAA records for {_shown(lookup.name)}: found at "
+            f"[bold]{_shown(lookup.found_at)}[/bold]{via}, TTL {lookup.ttl}, {dnssec}"
         )
         for record in lookup.records:
-            console.print(f"  {escape(to_presentation(record))}")
+            console.print(f"  {_shown(to_presentation(record))}")
     if summary is not None and lookup.error is None:
-        console.print(f"May issue for {escape(lookup.name)}: {escape(summary.name.describe())}")
+        console.print(f"May issue for {_shown(lookup.name)}: {_shown(summary.name.describe())}")
         console.print(
-            f"May issue for *.{escape(lookup.name)}: {escape(summary.wildcard.describe())}"
+            f"May issue for *.{_shown(lookup.name)}: {_shown(summary.wildcard.describe())}"
         )
         if summary.email.tag is not None:
-            console.print(f"May issue for e-mail: {escape(summary.email.describe())}")
+            console.print(f"May issue for e-mail: {_shown(summary.email.describe())}")
         for iodef in summary.iodef:
-            console.print(f"Reports (iodef): {escape(iodef.url)}")
+            console.print(f"Reports (iodef): {_shown(iodef.url)}")
         for contact in summary.contact_emails:
-            console.print(f"Contact e-mail: {escape(contact.address)}")
+            console.print(f"Contact e-mail: {_shown(contact.address)}")
         for phone in summary.contact_phones:
-            console.print(f"Contact phone: {escape(phone.number)}")
+            console.print(f"Contact phone: {_shown(phone.number)}")
         for bad in summary.malformed:
             console.print(
-                f"[yellow]malformed[/yellow]: {escape(to_presentation(bad.record))}: "
-                f"{escape(bad.reason)}"
+                f"[yellow]malformed[/yellow]: {_shown(to_presentation(bad.record))}: "
+                f"{_shown(bad.reason)}"
             )
     if evaluation is None or ca is None:
         return
@@ -206,34 +235,44 @@ def _show_check(
         "email": f"e-mail at {lookup.name}",
     }
     console.print(
-        f"\n{escape(ca)} for {escape(target[kind])}: [{style}]{evaluation.verdict.value.upper()}"
+        f"\n{_shown(ca)} for {_shown(target[kind])}: [{style}]{evaluation.verdict.value.upper()}"
         f"[/{style}]"
     )
     for reason in evaluation.reasons:
-        console.print(f"  - {escape(reason)}")
+        console.print(f"  - {_shown(reason)}")
     for condition in evaluation.conditions:
-        console.print(f"  [yellow]only if[/yellow] {escape(condition)}")
+        console.print(f"  [yellow]only if[/yellow] {_shown(condition)}")
     for warning in evaluation.warnings:
-        console.print(f"  [yellow]warning[/yellow]: {escape(warning)}")
+        console.print(f"  [yellow]warning[/yellow]: {_shown(warning)}")
 
 
 # -- audit -------------------------------------------------------------------------------
 
 
 def _names(names: list[str], file: Path | None) -> list[str]:
-    found = list(names)
+    """Every name to audit, checked before any work starts (``FILE:LINE`` named), in
+    the A-label form that is both looked up and connected to."""
+    found = [(n, "argument") for n in names]
     if file is not None:
         try:
             text = _read(str(file)).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"{file}: not UTF-8 text (byte {exc.start})") from None
-        for line in text.splitlines():
+        for number, line in enumerate(text.splitlines(), start=1):
             entry = line.split("#", 1)[0].strip()
             if entry:
-                found.append(entry)
+                found.append((entry, f"{file}:{number}"))
     if not found:
         raise InputError("no names to audit: give NAME… or --file FILE")
-    return list(dict.fromkeys(n.lower().rstrip(".") for n in found))
+    checked: list[str] = []
+    for entry, where in found:
+        if entry.startswith("*."):
+            raise InputError(f"{where}: {entry!r}: audit a host name, not a wildcard")
+        try:
+            checked.append(start_name(entry).to_text(omit_final_dot=True).lower())
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+    return list(dict.fromkeys(checked))
 
 
 def _context(cafile: str | None) -> ssl.SSLContext:
@@ -364,14 +403,14 @@ def _show_audit(results: list[AuditResult]) -> None:
         may = r.summary.name.describe() if r.summary else "?"
         ca = r.identity.name if r.identity else (r.issuer or "-")
         table.add_row(
-            escape(r.name), escape(at), escape(may), escape(ca), f"[{style}]{r.status}[/{style}]"
+            _shown(r.name), _shown(at), _shown(may), _shown(ca), f"[{style}]{r.status}[/{style}]"
         )
     console.print(table)
     for r in results:
         for f in r.findings:
             style = _STATUS_STYLE.get(f.severity, "dim")
             console.print(
-                f"{escape(r.name)}: [{style}]{f.severity}[/{style}] {f.code}: {escape(f.message)}"
+                f"{_shown(r.name)}: [{style}]{f.severity}[/{style}] {f.code}: {_shown(f.message)}"
             )
     counts: dict[str, int] = {}
     for r in results:
