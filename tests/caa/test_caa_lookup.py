@@ -13,6 +13,7 @@ from typing import Any
 
 import dns.flags
 import dns.message
+import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
@@ -441,7 +442,7 @@ def _announcing_one_more() -> bytes:
             id="pointer-forwards",
         ),
         pytest.param(_answer_to("other.example"), "another question", id="other-question"),
-        pytest.param(b"\x00\x00\x80\x00" + b"\xff" * 40, "another question", id="garbage"),
+        pytest.param(b"\x00\x00\x80\x00" + b"\xff" * 40, "not a DNS message", id="garbage"),
     ],
 )
 def test_a_broken_answer_is_an_error(
@@ -712,3 +713,17 @@ def test_a_truncated_answer_over_tcp_too_is_an_error(lookup: Lookup, server: DNS
     result = lookup("example.com", nameserver=server.nameserver)
     assert result.error is not None
     assert "truncated" in result.error
+
+
+def test_an_extended_rcode_in_the_opt_record_is_a_failure(
+    lookup: Lookup, server: DNSServer
+) -> None:
+    # BADVERS (16): the header's 4 bits say NOERROR, the OPT record's upper bits do not.
+    query = dns.message.make_query("example.com", "CAA", use_edns=0)
+    reply = dns.message.make_response(query)
+    reply.set_rcode(dns.rcode.BADVERS)
+    server.respond_raw("example.com", reply.to_wire())
+    result = lookup("example.com", nameserver=server.nameserver)
+    assert result.error is not None
+    assert "BADVERS" in result.error
+    assert result.found_at is None

@@ -96,18 +96,28 @@ def interpret(query: dns.message.Message, wire: bytes, server: Server) -> Answer
     """What a response to ``query`` says about CAA, or why it says nothing usable."""
     where = server_text(server)
     try:
-        # continue_on_error: the header and EDNS options are read even when dnspython
-        # refuses a record; the answer section is read by hand below anyway.
-        message = dns.message.from_wire(wire, continue_on_error=True)
-        ours = query.is_response(message)
+        # The header and question only: this runs for every answer of a climb, and the
+        # answer section is read by hand below. A failure is parsed whole for its EDNS
+        # options (continue_on_error keeps them even when dnspython refuses a record).
+        header = dns.message.from_wire(wire, question_only=True)
+        ours = query.is_response(header)
     except Exception:  # dnspython given hostile bytes can raise more than DNSException
         return Failure("malformed", f"{where} sent a reply that is not a DNS message")
     if not ours:
         return Failure("malformed", f"{where} answered another question")
-    rcode = message.rcode()
+    try:
+        # RFC 6891 6.1.3: the OPT record holds the upper 8 bits of a 12-bit RCODE.
+        rcode = dns.rcode.Rcode.make((_extended_rcode(wire) << 4) | (wire[3] & 0xF))
+    except MalformedResponse as exc:
+        return Failure("malformed", f"malformed answer from {where}: {exc}")
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         text = dns.rcode.to_text(rcode)
+        try:
+            message = dns.message.from_wire(wire, continue_on_error=True)
+        except Exception:  # the EDNS options are only a better explanation
+            return Failure(text, f"{where} answered {text}")
         return Failure(text, f"{where} answered {text}{_extended_errors(message)}")
+    flags = header.flags
     qname = query.question[0].name
     try:
         records, aliases, ttl = _relevant(qname, wire, _answer_records(wire))
@@ -118,7 +128,7 @@ def interpret(query: dns.message.Message, wire: bytes, server: Server) -> Answer
         records,
         tuple(name_text(alias) for alias in aliases),
         ttl,
-        bool(message.flags & dns.flags.AD),
+        bool(flags & dns.flags.AD),
     )
 
 
@@ -175,6 +185,29 @@ def _answer_records(wire: bytes) -> list[_Record]:
     except struct.error:
         raise MalformedResponse("the message ends in the middle of a record") from None
     return records
+
+
+def _extended_rcode(wire: bytes) -> int:
+    """The extended RCODE bits of the OPT record (0 without one): the sections are
+    walked by hand, rdata skipped, as :func:`_answer_records` does."""
+    try:
+        counts = struct.unpack_from("!HHHH", wire, 4)
+        offset = 12
+        for _ in range(counts[0]):
+            offset += _name_at(wire, offset, "the question")[1] + 4
+        for section, count in zip(("answer", "authority", "additional"), counts[1:], strict=True):
+            for index in range(1, count + 1):
+                where = f"{section} record {index}"
+                offset += _name_at(wire, offset, where)[1]
+                rdtype, _, ttl, length = _RR_HEADER.unpack_from(wire, offset)
+                offset += _RR_HEADER.size + length
+                if offset > len(wire):
+                    raise MalformedResponse(f"{where} claims {length} bytes of data past the end")
+                if rdtype == dns.rdatatype.OPT:
+                    return int(ttl) >> 24 & 0xFF
+    except struct.error:
+        raise MalformedResponse("the message ends in the middle of a record") from None
+    return 0
 
 
 def _name_at(wire: bytes, offset: int, where: str) -> tuple[dns.name.Name, int]:
