@@ -189,8 +189,12 @@ async def audit_name(
     evaluations: tuple[Evaluation, ...] = ()
     if connect:
         served = await _served(name, port, context or ssl.create_default_context(), timeout)
+        # With no CAA records at all any CA may renew: not knowing today's CA is then
+        # only a note, not an open question.
+        open_to_all = lookup.error is None and lookup.found_at is None
+        undecided: Severity = "note" if open_to_all else "unknown"
         if served.error is not None or served.leaf is None:
-            findings.append(AuditFinding("tls-error", "unknown", served.error or "no certificate"))
+            findings.append(AuditFinding("tls-error", undecided, served.error or "no certificate"))
         else:
             issuer = served.leaf.issuer.rfc4514_string()
             try:
@@ -201,7 +205,7 @@ async def audit_name(
                 findings.append(
                     AuditFinding(
                         "unknown-ca",
-                        "unknown",
+                        undecided,
                         f"the issuer {issuer!r} is not in the CA identity table: cannot tell "
                         "whether it may renew (add it with --identities)",
                     )
