@@ -11,12 +11,15 @@ share one port.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
+import itertools
 import socket
 import socketserver
 import struct
 import sys
 import threading
+import time
 from types import TracebackType
 from typing import Any, Literal, NamedTuple, get_args
 
@@ -113,6 +116,10 @@ class DNSServer:
         self._ad = False
         self._ad_names: dict[dns.name.Name, bool] = {}
         self._stopping = threading.Event()
+        self._due: list[tuple[float, int, socket.socket, bytes, Any]] = []
+        self._due_lock = threading.Condition()
+        self._seq = itertools.count()
+        self._sender: threading.Thread | None = None
         self._threads: list[threading.Thread] = []
         self._udp, self._tcp = self._bind(host, port)
 
@@ -239,6 +246,30 @@ class DNSServer:
         resolver.nameservers = [self.host]
         resolver.lifetime = timeout
         return resolver
+
+    def _send_later(self, sock: socket.socket, reply: bytes, address: Any) -> None:
+        with self._due_lock:
+            heapq.heappush(
+                self._due, (time.monotonic() + self.delay, next(self._seq), sock, reply, address)
+            )
+            self._due_lock.notify()
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._send_due, daemon=True)
+                self._sender.start()
+
+    def _send_due(self) -> None:
+        while not self._stopping.is_set():
+            with self._due_lock:
+                if not self._due:
+                    self._due_lock.wait(_POLL)
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._due_lock.wait(wait)
+                    continue
+                _, _, sock, reply, address = heapq.heappop(self._due)
+            with contextlib.suppress(OSError):  # the server may have closed meanwhile
+                sock.sendto(reply, address)
 
     def start(self) -> DNSServer:
         if not self._threads:
@@ -420,23 +451,16 @@ class _UDPHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         wire, sock = self.request
         owner = self.server.owner
-        if owner.delay:
-            # Each delayed answer on its own thread: queries wait in parallel, like a
-            # network's round trip. Without a delay, answers keep the order of queries.
-            threading.Thread(
-                target=self._answer, args=(wire, sock, owner.delay), daemon=True
-            ).start()
-        else:
-            self._answer(wire, sock, 0.0)
-
-    def _answer(self, wire: bytes, sock: socket.socket, delay: float) -> None:
-        owner = self.server.owner
-        if delay and owner._stopping.wait(delay):
-            return
         reply = owner._respond(wire, "udp")
-        if reply is not None:
-            with contextlib.suppress(OSError):  # the server may have closed meanwhile
-                sock.sendto(reply, self.client_address)
+        if reply is None:
+            return
+        if owner.delay:
+            # Sent later by one thread, in due order: delayed answers overlap like
+            # round trips on a network, at no cost per query to the server.
+            owner._send_later(sock, reply, self.client_address)
+            return
+        with contextlib.suppress(OSError):  # the server may have closed meanwhile
+            sock.sendto(reply, self.client_address)
 
 
 class _TCPServer(socketserver.ThreadingTCPServer):
