@@ -26,8 +26,9 @@ Decisions where the RFCs leave room, so that callers know what a verdict means:
   or method for does not deny: the verdict is ALLOWED with ``conditions`` naming the
   restriction; a different account or method denies;
 * several ``validationmethods`` parameters on one property make it unsatisfiable, as
-  several ``accounturi`` do (RFC 8657 §3 says so only for ``accounturi``; Boulder does
-  the same for both);
+  several ``accounturi`` do (RFC 8657 §3 says so only for ``accounturi``; how Boulder
+  treats repeated parameters has varied between its versions, so this is the strict
+  reading, not a claim about any CA);
 * other parameters have meanings "determined by the Issuer alone" (RFC 8659 §4.2):
   they are ignored, with a warning when they sit on a record naming the CA.
 """
