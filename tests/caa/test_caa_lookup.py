@@ -727,3 +727,9 @@ def test_an_extended_rcode_in_the_opt_record_is_a_failure(
     assert result.error is not None
     assert "BADVERS" in result.error
     assert result.found_at is None
+
+
+def test_a_name_with_characters_no_host_name_has_is_refused() -> None:
+    for name in ("alice@example.com", "ex ample.com", "a;b.example"):
+        with pytest.raises(InputError):
+            lookup_caa(name, nameserver="127.0.0.1:1")

@@ -19,6 +19,7 @@ some CAA records that a CA would read.
 
 from __future__ import annotations
 
+import re
 import time
 
 import dns.exception
@@ -170,6 +171,8 @@ def _start(name: str) -> dns.name.Name:
         start = dns.name.from_text(text)
     except (idna.IDNAError, UnicodeError, dns.exception.DNSException) as exc:
         raise InputError(f"{problem}: not a domain name ({exc})") from None
+    if any(re.search(rb"[^A-Za-z0-9_*-]", label) for label in start.labels):
+        raise InputError(f"{problem}: not a host name (letters, digits, '-' and '_' only)")
     if any(b"*" in label for label in start.labels):
         raise InputError(f"{problem}: '*' may only be the whole first label, as in '*.example.com'")
     return start
