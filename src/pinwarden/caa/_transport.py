@@ -121,28 +121,39 @@ def ask_sync(
     for index, server in enumerate(servers):
         until = _until(deadline, len(servers) - index)
         wire = query.to_wire()
+        reply: bytes | Exception | None
         try:
             reply = _udp_sync(server, wire, query.id, until)
             if reply is not None and _truncated(reply):
                 reply = _tcp_sync(server, wire, until)
-                if reply is not None and _truncated(reply):
-                    raise MalformedResponse("sent a truncated answer over TCP too")
-        except MalformedResponse as exc:
-            outcome: Answer | Failure = Failure("malformed", f"{server_text(server)} {exc}")
-        except OSError as exc:
-            outcome = _unreachable(server, exc)
-        else:
-            outcome = (
-                _timed_out(server, timeout) if reply is None else interpret(query, reply, server)
-            )
+        except (MalformedResponse, OSError) as exc:
+            reply = exc
+        outcome = _settle(query, server, timeout, reply)
         if isinstance(outcome, Answer):
             return outcome
         failures.append(outcome)
         if outcome.rcode not in _TRY_NEXT:
-            # The server answered, and its answer is a failure (SERVFAIL may mean DNSSEC
-            # validation failed): asking another resolver instead would hide it.
             break
     return _combine(failures)
+
+
+def _settle(
+    query: dns.message.Message, server: Server, timeout: float, reply: bytes | Exception | None
+) -> Answer | Failure:
+    """What one server's reply (or silence, or error) amounts to. After a failure that
+    is not in ``_TRY_NEXT`` the search stops: the server answered, and asking another
+    resolver instead would hide what it said (a SERVFAIL may be DNSSEC failing)."""
+    if isinstance(reply, MalformedResponse):
+        return Failure("malformed", f"{server_text(server)} {reply}")
+    if isinstance(reply, OSError):
+        return _unreachable(server, reply)
+    if isinstance(reply, Exception):
+        raise reply
+    if reply is None:
+        return _timed_out(server, timeout)
+    if _truncated(reply):
+        return Failure("malformed", f"{server_text(server)} sent a truncated answer over TCP too")
+    return interpret(query, reply, server)
 
 
 def _family(server: Server) -> socket.AddressFamily:
@@ -203,26 +214,18 @@ async def ask_async(
     for index, server in enumerate(servers):
         until = _until(deadline, len(servers) - index)
         wire = query.to_wire()
+        reply: bytes | Exception | None
         try:
             reply = await _udp_async(server, wire, query.id, until)
             if reply is not None and _truncated(reply):
                 reply = await _tcp_async(server, wire, until)
-                if reply is not None and _truncated(reply):
-                    raise MalformedResponse("sent a truncated answer over TCP too")
-        except MalformedResponse as exc:
-            outcome: Answer | Failure = Failure("malformed", f"{server_text(server)} {exc}")
-        except OSError as exc:
-            outcome = _unreachable(server, exc)
-        else:
-            outcome = (
-                _timed_out(server, timeout) if reply is None else interpret(query, reply, server)
-            )
+        except (MalformedResponse, OSError) as exc:
+            reply = exc
+        outcome = _settle(query, server, timeout, reply)
         if isinstance(outcome, Answer):
             return outcome
         failures.append(outcome)
         if outcome.rcode not in _TRY_NEXT:
-            # The server answered, and its answer is a failure (SERVFAIL may mean DNSSEC
-            # validation failed): asking another resolver instead would hide it.
             break
     return _combine(failures)
 
