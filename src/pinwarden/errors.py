@@ -19,15 +19,20 @@ if TYPE_CHECKING:
     from pinwarden.verify import Verdict
 
 __all__ = [
+    "CTFormatError",
     "CertificateError",
     "FormatError",
     "InputError",
+    "LogListError",
+    "LogMisbehaviourError",
     "LossyExportError",
+    "MerkleProofError",
     "NetworkError",
     "PinFormatError",
     "PinValidationError",
     "PinwardenError",
     "PolicyError",
+    "StoreError",
     "UnsupportedPlatformError",
 ]
 
@@ -121,3 +126,41 @@ class LossyExportError(InputError):
             f"{format_name} cannot express this policy exactly: {listed}. "
             "Use --lossy to export anyway"
         )
+
+
+class CTFormatError(InputError):
+    """Certificate Transparency bytes could not be parsed: an SCT or SCT list, a log entry
+    (``MerkleTreeLeaf``, ``get-entries`` JSON, a data or hash tile), a signed tree head or
+    checkpoint, a proof. The message names the structure, the field and the byte offset."""
+
+
+class LogListError(InputError):
+    """A CT log list (Chrome v3 or Apple) could not be read, has a missing or wrong-typed
+    field, or its signature does not verify."""
+
+
+class MerkleProofError(PinwardenError):
+    """A Merkle inclusion or consistency proof (RFC 6962 section 2.1, RFC 9162 section 2.1)
+    does not verify, or is malformed (wrong number of hashes, a hash of the wrong size,
+    impossible indices or sizes)."""
+
+
+class LogMisbehaviourError(PinwardenError):
+    """A CT log served something that fails a check: a bad tree-head signature, a root that
+    does not match the entries, two tree heads that are not consistent (a fork), a bad proof
+    or malformed entries. ``kind`` names the check (``bad-signature``, ``wrong-root``,
+    ``fork``, ``bad-proof``, ``malformed-entry``...), ``log`` the log's URL or name, and
+    ``evidence`` holds what the log served (tree heads, proof, indices), JSON-ready."""
+
+    def __init__(
+        self, kind: str, log: str, message: str, evidence: dict[str, object] | None = None
+    ) -> None:
+        self.kind = kind
+        self.log = log
+        self.evidence = dict(evidence or {})
+        super().__init__(f"log {log} misbehaved ({kind}): {message}")
+
+
+class StoreError(PinwardenError):
+    """The monitor's state store (SQLite or PostgreSQL) could not be opened, is of an
+    unknown version, or a lease was lost."""
