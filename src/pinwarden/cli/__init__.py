@@ -11,8 +11,10 @@ import typer
 from pinwarden.cli import (  # noqa: F401 - importing registers the commands
     caa,
     check,
+    ct,
     demo,
     formats,
+    headers,
     identify,
     inspect,
     keys,

@@ -1,0 +1,255 @@
+"""Alert channels delivered for real: a hook process, a local webhook server, a local SMTP
+server; and the --alert syntax."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from pinwarden.ct.alerts import (
+    AlertEvent,
+    DeliveryError,
+    EmailChannel,
+    HookChannel,
+    StdoutChannel,
+    WebhookChannel,
+    backoff,
+    deliver_all,
+    hook_environment,
+    parse_alert_spec,
+    summary_line,
+)
+from pinwarden.errors import InputError
+
+FINDING = AlertEvent(
+    7,
+    "discovered",
+    {
+        "watch_item": ".example.com",
+        "names": ["www.example.com", "*.example.com"],
+        "issuer": "CN=Rogue CA",
+        "serial": "0a1b",
+        "not_before": "2026-01-01T00:00:00Z",
+        "not_after": "2026-04-01T00:00:00Z",
+        "tbs_sha256": "ab" * 32,
+        "cert_sha256": "cd" * 32,
+        "spki_pin": "sha256/" + "A" * 43 + "=",
+        "verdict": "unexpected",
+        "reasons": ["issuer not allowed by CAA", "key not in the pins"],
+        "logs": [{"log": "Test Log", "index": 12}, {"log": "Other", "index": 3}],
+        "cert_file": "/tmp/x.pem",
+    },
+)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_summary_names_verdict_issuer_and_reasons() -> None:
+    line = summary_line(FINDING)
+    assert line.startswith("UNEXPECTED certificate for www.example.com, *.example.com")
+    assert "CN=Rogue CA" in line
+    assert "key not in the pins" in line
+
+
+def test_stdout_text_and_json_lines() -> None:
+    text, lines = io.StringIO(), io.StringIO()
+    run(StdoutChannel(stream=text).deliver(FINDING))
+    run(StdoutChannel(json_lines=True, stream=lines).deliver(FINDING))
+    assert text.getvalue() == summary_line(FINDING) + "\n"
+    decoded = json.loads(lines.getvalue())
+    assert decoded["event"] == "discovered"
+    assert decoded["id"] == 7
+    assert decoded["names"] == ["www.example.com", "*.example.com"]
+
+
+def test_hook_gets_certspotter_style_variables(tmp_path: Path) -> None:
+    out = tmp_path / "env.txt"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\nenv > {out}\n")
+    hook.chmod(0o755)
+    run(HookChannel(hook).deliver(FINDING))
+    seen = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert seen["EVENT"] == "discovered"
+    assert seen["DNS_NAMES"] == "www.example.com,*.example.com"
+    assert seen["VERDICT"] == "unexpected"
+    assert seen["SERIAL"] == "0a1b"
+    assert seen["TBS_SHA256"] == "ab" * 32
+    assert seen["LOGS"] == "Test Log#12,Other#3"
+    assert seen["CERT_FILENAME"] == "/tmp/x.pem"
+
+
+def test_failing_hook_is_a_delivery_error(tmp_path: Path) -> None:
+    hook = tmp_path / "hook.sh"
+    hook.write_text("#!/bin/sh\necho 'disk full' >&2\nexit 4\n")
+    hook.chmod(0o755)
+    with pytest.raises(DeliveryError, match="status 4: disk full"):
+        run(HookChannel(hook).deliver(FINDING))
+
+
+def test_hook_that_hangs_is_killed(tmp_path: Path) -> None:
+    hook = tmp_path / "hook.sh"
+    hook.write_text("#!/bin/sh\nexec sleep 30\n")
+    hook.chmod(0o755)
+    with pytest.raises(DeliveryError, match="longer than"):
+        run(HookChannel(hook, timeout=0.3).deliver(FINDING))
+
+
+def test_hook_values_stay_on_one_line() -> None:
+    event = AlertEvent(1, "log-misbehaviour", {"log": "L", "message": "a\nEVIL=1"})
+    env = hook_environment(event)
+    assert "\n" not in env["MESSAGE"]
+    assert "\n" not in env["SUMMARY"]
+
+
+class _Sink:
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.bodies: list[Any] = []
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, _Sink]]:
+    sink = _Sink(200)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            sink.bodies.append(json.loads(self.rfile.read(length)))
+            self.send_response(sink.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", sink
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_webhook_posts_the_alert_as_json(webhook: tuple[str, _Sink]) -> None:
+    url, sink = webhook
+    run(WebhookChannel(url).deliver(FINDING))
+    run(WebhookChannel(url, slack=True).deliver(FINDING))
+    assert sink.bodies[0]["verdict"] == "unexpected"
+    assert sink.bodies[0]["event"] == "discovered"
+    assert sink.bodies[1] == {"text": summary_line(FINDING)}
+
+
+def test_webhook_error_status_is_retried_later(webhook: tuple[str, _Sink]) -> None:
+    url, sink = webhook
+    sink.status = 503
+    with pytest.raises(DeliveryError, match="HTTP 503"):
+        run(WebhookChannel(url).deliver(FINDING))
+
+
+def test_unreachable_webhook_is_a_delivery_error() -> None:
+    from tls_support import closed_port
+
+    with pytest.raises(DeliveryError, match="webhook"):
+        run(WebhookChannel(f"http://127.0.0.1:{closed_port()}/", timeout=2).deliver(FINDING))
+
+
+class _Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+def test_email_through_a_local_smtp_server() -> None:
+    from tls_support import closed_port
+
+    mailbox = _Mailbox()
+    # aiosmtpd's start() connects to the configured port to check the server is up, so it
+    # cannot be given port 0: take a port just released.
+    port = closed_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        channel = parse_alert_spec(
+            f"smtp://127.0.0.1:{port}?from=monitor@example.org&to=a@example.org,b@example.org"
+        )
+        assert isinstance(channel, EmailChannel)
+        run(channel.deliver(FINDING))
+    finally:
+        controller.stop()
+    ((sender, recipients, content),) = mailbox.messages
+    assert sender == "monitor@example.org"
+    assert recipients == ["a@example.org", "b@example.org"]
+    message = message_from_bytes(content)
+    assert message["Subject"].startswith("[pinwarden] UNEXPECTED certificate")
+    assert "issuer not allowed by CAA" in message.get_payload()
+
+
+def test_smtp_server_down_is_a_delivery_error() -> None:
+    from tls_support import closed_port
+
+    channel = EmailChannel("127.0.0.1", closed_port(), "a@b.c", ("d@e.f",), timeout=2)
+    with pytest.raises(DeliveryError, match="e-mail through"):
+        run(channel.deliver(FINDING))
+
+
+def test_deliver_all_reports_each_channel(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sh"
+    bad.write_text("#!/bin/sh\nexit 1\n")
+    bad.chmod(0o755)
+    stream = io.StringIO()
+    outcome = run(deliver_all([StdoutChannel(stream=stream), HookChannel(bad)], FINDING))
+    assert outcome["stdout"] is None
+    assert isinstance(outcome[f"hook:{bad}"], DeliveryError)
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        ("stdout", "stdout"),
+        ("json", "stdout-json"),
+        ("webhook:https://hooks.example/x", "webhook:https://hooks.example/x"),
+        ("slack:https://hooks.slack.example/T/B", "slack:https://hooks.slack.example/T/B"),
+        ("smtp://mail.example:2525?from=a@x.y&to=b@x.y", "smtp:mail.example:2525:b@x.y"),
+    ],
+)
+def test_alert_specs(spec: str, name: str) -> None:
+    assert parse_alert_spec(spec).name == name
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("pager", "expected stdout"),
+        ("carrier:pigeon", "unknown channel"),
+        ("hook:/nonexistent/hook", "not an executable"),
+        ("webhook:ftp://x/", "http"),
+        ("smtp://mail.example?to=b@x.y", "exactly one from="),
+        ("smtp://mail.example:99999?from=a@x.y&to=b@x.y", "bad port"),
+    ],
+)
+def test_bad_alert_specs(spec: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_alert_spec(spec)
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert all(5 <= backoff(0).total_seconds() <= 5 for _ in range(5))
+    assert all(backoff(30).total_seconds() <= 3600 for _ in range(50))
+    assert max(backoff(10).total_seconds() for _ in range(50)) > 60
