@@ -12,6 +12,8 @@ from pinwarden.cli import (  # noqa: F401 - importing registers the commands
     caa,
     check,
     ct,
+    ct_check,
+    ct_loglist,
     demo,
     formats,
     headers,
