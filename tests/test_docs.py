@@ -205,3 +205,36 @@ def test_caa_json_keys_are_documented(capsys: pytest.CaptureFixture[str]) -> Non
     heading = "## `pinwarden caa audit --json`"
     assert set(audit) == _sub_table_keys(heading, "| key |")
     assert set(audit["results"][0]) == _sub_table_keys(heading, "Each result:")
+
+
+def test_ct_json_keys_are_documented(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pinwarden.apps.headers import HeadersReport, parse_header
+    from pinwarden.testing.ct import TestLog, issue_with_scts, log_list_of
+
+    logs = [TestLog("Log A", operator="A"), TestLog("Log B", operator="B", tiled=True)]
+    issued = issue_with_scts(world.intermediate, "ct.example", logs)
+    leaf, issuer, loglist = tmp_path / "leaf.pem", tmp_path / "issuer.pem", tmp_path / "l.json"
+    leaf.write_bytes(issued.cert_pem)
+    issuer.write_bytes(world.intermediate.cert_pem)
+    loglist.write_text(json.dumps(log_list_of(logs).to_chrome_v3()))
+
+    main(["ct", "check", str(leaf), "--issuer", str(issuer), "--log-list", str(loglist), "--json"])
+    check = json.loads(capsys.readouterr().out)
+    heading = "## `pinwarden ct check --json`"
+    assert set(check) == _sub_table_keys(heading, "| key |")
+    assert set(check["scts"][0]) == _sub_table_keys(heading, "Each SCT:")
+    assert set(check["chrome"]) == _sub_table_keys(heading, "Each verdict:")
+
+    main(["ct", "loglist", "show", "--log-list", str(loglist), "--json"])
+    show = json.loads(capsys.readouterr().out)
+    heading = "## `pinwarden ct loglist show --json`"
+    assert set(show) == _sub_table_keys(heading, "| key |")
+    assert set(show["operators"][0]["logs"][0]) == _sub_table_keys(heading, "Each log")
+
+    header = parse_header("Public-Key-Pins", 'pin-sha256="x"; max-age=5', "https://h/")
+    report = HeadersReport("https://h/", 200, "https://h/", headers=(header,)).to_json()
+    heading = "## `pinwarden headers --json`"
+    assert set(report) == _sub_table_keys(heading, "| key |")
+    assert set(report["headers"][0]) == _sub_table_keys(heading, "Each header:")  # type: ignore[index]
