@@ -224,9 +224,9 @@ def test_deliver_all_reports_each_channel(tmp_path: Path) -> None:
     [
         ("stdout", "stdout"),
         ("json", "stdout-json"),
-        ("webhook:https://hooks.example/x", "webhook:https://hooks.example/x"),
-        ("slack:https://hooks.slack.example/T/B", "slack:https://hooks.slack.example/T/B"),
         ("smtp://mail.example:2525?from=a@x.y&to=b@x.y", "smtp:mail.example:2525:b@x.y"),
+        ("smtp://m.example?from=a@x.y&to=z@x.y,b@x.y", "smtp:m.example:25:b@x.y,z@x.y"),
+        ("smtps://u:p@m.example?from=a@x.y&to=b@x.y", "smtp:m.example:465:b@x.y"),
     ],
 )
 def test_alert_specs(spec: str, name: str) -> None:
@@ -241,7 +241,10 @@ def test_alert_specs(spec: str, name: str) -> None:
         ("hook:/nonexistent/hook", "not an executable"),
         ("webhook:ftp://x/", "http"),
         ("smtp://mail.example?to=b@x.y", "exactly one from="),
-        ("smtp://mail.example:99999?from=a@x.y&to=b@x.y", "bad port"),
+        ("smtp://mail.example:99999?from=a@x.y&to=b@x.y", "bad host or port"),
+        ("smtp://u:secret@mail.example?from=a@x.y&to=b@x.y", "needs smtps:// or starttls=1"),
+        ("smtp://mail.example?from=a@x.y&to=nobody", "not an e-mail address"),
+        ("webhook:http://[::1/x", "not a URL"),
     ],
 )
 def test_bad_alert_specs(spec: str, message: str) -> None:
@@ -253,3 +256,156 @@ def test_backoff_grows_and_is_capped() -> None:
     assert all(5 <= backoff(0).total_seconds() <= 5 for _ in range(5))
     assert all(backoff(30).total_seconds() <= 3600 for _ in range(50))
     assert max(backoff(10).total_seconds() for _ in range(50)) > 60
+
+
+def test_webhook_names_do_not_carry_the_secret_url() -> None:
+    channel = parse_alert_spec("slack:https://hooks.slack.example/T000/B000/SECRET")
+    assert channel.name.startswith("slack:hooks.slack.example#")
+    assert "SECRET" not in channel.name
+    assert "SECRET" not in repr(channel)
+    other = parse_alert_spec("slack:https://hooks.slack.example/T000/B000/OTHER")
+    assert other.name != channel.name
+
+
+def test_smtp_password_is_not_echoed_or_shown() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_alert_spec("smtp://user:hunter2@mail.example?from=a@x.y")
+    assert "hunter2" not in str(caught.value)
+    channel = parse_alert_spec("smtp://user:hunter2@m.example?from=a@x.y&to=b@x.y&starttls=1")
+    assert "hunter2" not in repr(channel)
+
+
+def test_plus_in_addresses_is_kept() -> None:
+    channel = parse_alert_spec("smtp://m.example?from=ct+mon@x.y&to=alerts+ct@x.y")
+    assert isinstance(channel, EmailChannel)
+    assert channel.sender == "ct+mon@x.y"
+    assert channel.recipients == ("alerts+ct@x.y",)
+
+
+def test_the_same_channel_twice_is_refused() -> None:
+    from pinwarden.ct.alerts import unique_channels
+
+    with pytest.raises(InputError, match="given twice"):
+        unique_channels([parse_alert_spec("stdout"), parse_alert_spec("text")])
+
+
+HOSTILE = AlertEvent(
+    9,
+    "discovered",
+    {
+        "names": ["evil\x1b]0;owned\x07.example.com"],
+        "issuer": "CN=Rogue\x00CA\r\nBcc: victim@example.org \ud800",
+        "verdict": "unexpected",
+        "reasons": ["line\nbreak"],
+        "id": 1234,
+        "event": "forged",
+    },
+)
+
+
+def test_hostile_certificate_text_is_escaped_everywhere(tmp_path: Path) -> None:
+    line = summary_line(HOSTILE)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in line)
+    assert "\\x1b" in line and "\\x00" in line
+    env = hook_environment(HOSTILE)
+    assert all("\x00" not in v and "\n" not in v and "\r" not in v for v in env.values())
+    # The payload cannot override the alert's own id and event.
+    assert HOSTILE.to_dict()["id"] == 9
+    assert HOSTILE.to_dict()["event"] == "discovered"
+
+    text = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    run(StdoutChannel(stream=text).deliver(HOSTILE))
+    out = tmp_path / "env.txt"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\nprintf '%s' \"$ISSUER_DN\" > {out}\n")
+    hook.chmod(0o755)
+    run(HookChannel(hook).deliver(HOSTILE))
+    assert out.read_text().startswith("CN=Rogue\\x00CA\\x0d\\x0aBcc")
+
+
+def test_hostile_alert_by_email_is_delivered_with_a_clean_subject() -> None:
+    from tls_support import closed_port
+
+    mailbox = _Mailbox()
+    port = closed_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        run(EmailChannel("127.0.0.1", port, "m@x.y", ("a@x.y",), timeout=5).deliver(HOSTILE))
+    finally:
+        controller.stop()
+    ((_, _, content),) = mailbox.messages
+    message = message_from_bytes(content)
+    assert message["Bcc"] is None  # the CR LF in the issuer did not become a header
+    assert "\\x0d\\x0aBcc" in message["Subject"]
+
+
+def test_a_channel_crashing_does_not_hide_the_others(tmp_path: Path) -> None:
+    class Broken:
+        name = "broken"
+
+        async def deliver(self, event: AlertEvent) -> None:
+            raise RuntimeError("boom")
+
+    stream = io.StringIO()
+    outcome = run(deliver_all([Broken(), StdoutChannel(stream=stream)], FINDING))
+    assert isinstance(outcome["broken"], DeliveryError)
+    assert "boom" in str(outcome["broken"])
+    assert outcome["stdout"] is None
+    assert stream.getvalue()
+
+
+def test_hook_leaving_a_background_child_is_delivered(tmp_path: Path) -> None:
+    hook = tmp_path / "hook.sh"
+    hook.write_text("#!/bin/sh\nsleep 20 &\nexit 0\n")
+    hook.chmod(0o755)
+    run(HookChannel(hook, timeout=5).deliver(FINDING))  # returns at once, no timeout
+
+
+def test_hook_does_not_inherit_stale_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOG", "stale-from-parent")
+    monkeypatch.setenv("KEEP_ME", "yes")
+    out = tmp_path / "env.txt"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\nenv > {out}\n")
+    hook.chmod(0o755)
+    run(HookChannel(hook).deliver(FINDING))
+    seen = out.read_text()
+    assert "LOG=stale-from-parent" not in seen
+    assert "KEEP_ME=yes" in seen
+
+
+def test_starttls_verifies_the_server_certificate(world: Any) -> None:
+    """STARTTLS against a local server whose certificate is from the test CA: refused with
+    the default trust store, delivered when the CA is trusted."""
+    import ssl
+
+    from tls_support import closed_port
+
+    server_context = world.leaf.server_context()
+    mailbox = _Mailbox()
+    port = closed_port()
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_context,
+        require_starttls=True,
+    )
+    controller.start()
+    try:
+        untrusted = EmailChannel("127.0.0.1", port, "m@x.y", ("a@x.y",), starttls=True, timeout=5)
+        with pytest.raises(DeliveryError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+            run(untrusted.deliver(FINDING))
+        assert mailbox.messages == []
+        trusted = ssl.create_default_context(cadata=world.root.cert_pem.decode())
+        trusted.check_hostname = False  # the test leaf is for its own name, not 127.0.0.1
+        ok = EmailChannel(
+            "127.0.0.1", port, "m@x.y", ("a@x.y",), starttls=True, timeout=5, context=trusted
+        )
+        run(ok.deliver(FINDING))
+    finally:
+        controller.stop()
+    assert len(mailbox.messages) == 1

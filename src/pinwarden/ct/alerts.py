@@ -2,8 +2,10 @@
 (plain JSON or Slack-compatible), and e-mail through SMTP.
 
 An alert is delivered at least once per channel and, through the store's outbox, exactly once
-across restarts: the monitor commits the finding and its alert in one transaction, then the
-:class:`Dispatcher` delivers what is due and records each delivery. A channel that fails is
+across restarts: the monitor commits the finding and its alert in one transaction, then its
+dispatcher delivers what is due and records each delivery. Delivery is at least once: a crash
+between sending and recording repeats that one alert, with the same ``id`` (``ALERT_ID``), so
+receivers can drop repeats. A channel that fails is
 retried with exponential backoff and jitter until it succeeds.
 
 The hook's environment follows certspotter's hook variables (EVENT, WATCH_ITEM, DNS_NAMES,
@@ -14,18 +16,25 @@ CERT_FILENAME, JSON_FILENAME, SUMMARY) plus pinwarden's VERDICT, REASONS, SPKI_P
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import os
 import random
+import re
+import signal
 import smtplib
+import ssl
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Protocol, TextIO
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -40,9 +49,13 @@ __all__ = [
     "StdoutChannel",
     "WebhookChannel",
     "backoff",
+    "clean",
+    "deliver_all",
     "hook_environment",
+    "next_attempt",
     "parse_alert_spec",
     "summary_line",
+    "unique_channels",
 ]
 
 EVENT_DISCOVERED = "discovered"
@@ -52,6 +65,23 @@ EVENT_STALLED = "log-stalled"
 
 class DeliveryError(NetworkError):
     """A channel could not deliver an alert now; it will be retried."""
+
+
+# Control characters (C0, DEL, C1) and lone surrogates: what a hostile certificate could put
+# in an issuer or a name to drive a terminal, split a header or a line, or crash an encoder.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean(text: object) -> str:
+    """``text`` on one line, each control character and lone surrogate replaced by its
+    ``\\x..`` / ``\\u....`` escape: safe for a terminal, an environment variable or an e-mail
+    header."""
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNSAFE.sub(escape, str(text))
 
 
 @dataclass(frozen=True)
@@ -64,7 +94,8 @@ class AlertEvent:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "event": self.kind, **self.payload}
+        # id and event are the alert's own: a payload cannot override them.
+        return {**self.payload, "id": self.id, "event": self.kind}
 
 
 class Channel(Protocol):
@@ -79,10 +110,15 @@ class Channel(Protocol):
 
 
 def summary_line(event: AlertEvent) -> str:
-    """One human sentence for an alert (stdout, Slack text, e-mail subject)."""
+    """One human sentence for an alert (stdout, Slack text, e-mail subject), with every
+    control character escaped: its parts come from certificates anyone can log."""
+    return clean(_summary(event))
+
+
+def _summary(event: AlertEvent) -> str:
     p = event.payload
     if event.kind == EVENT_DISCOVERED:
-        names = ", ".join(p.get("names", [])[:5]) or "(no names)"
+        names = ", ".join(str(n) for n in p.get("names", [])[:5]) or "(no names)"
         more = len(p.get("names", [])) - 5
         if more > 0:
             names += f" (+{more} more)"
@@ -127,16 +163,43 @@ def hook_environment(event: AlertEvent) -> dict[str, str]:
         if value is not None:
             env[variable] = str(value)
     if "names" in p:
-        env["DNS_NAMES"] = ",".join(p["names"])
+        env["DNS_NAMES"] = ",".join(str(n) for n in p["names"])
     if "reasons" in p:
-        env["REASONS"] = "; ".join(p["reasons"])
+        env["REASONS"] = "; ".join(str(r) for r in p["reasons"])
     if "logs" in p:
         env["LOGS"] = ",".join(f"{entry['log']}#{entry['index']}" for entry in p["logs"])
-    # A hook is run without a shell, but values still reach programs that may print them:
-    # keep them on one line.
-    return {
-        k: " ".join(v.split()) if k != "SUMMARY" else v.replace("\n", " ") for k, v in env.items()
+    # A hook runs without a shell, but its values reach programs that print or parse them:
+    # no control characters (a NUL cannot even be passed), one line each.
+    return {key: clean(value) for key, value in env.items()}
+
+
+# Every variable a hook may receive: removed from the inherited environment first, so a hook
+# never sees a stale value from the monitor's own environment for a variable its event lacks.
+HOOK_VARIABLES = frozenset(
+    {
+        "EVENT",
+        "ALERT_ID",
+        "SUMMARY",
+        "WATCH_ITEM",
+        "ISSUER_DN",
+        "SERIAL",
+        "NOT_BEFORE",
+        "NOT_AFTER",
+        "TBS_SHA256",
+        "CERT_SHA256",
+        "PUBKEY_SHA256",
+        "SPKI_PIN",
+        "VERDICT",
+        "CERT_FILENAME",
+        "JSON_FILENAME",
+        "LOG",
+        "KIND",
+        "MESSAGE",
+        "DNS_NAMES",
+        "REASONS",
+        "LOGS",
     }
+)
 
 
 def backoff(attempts: int, *, base: float = 5.0, cap: float = 3600.0) -> timedelta:
@@ -159,11 +222,18 @@ class StdoutChannel:
 
     async def deliver(self, event: AlertEvent) -> None:
         stream = self.stream or sys.stdout
+        # JSON escapes everything outside ASCII; the summary line has no control characters
+        # or surrogates, and what the stream cannot encode is escaped, never an error.
         if self.json_lines:
-            stream.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+            line = json.dumps(event.to_dict(), sort_keys=True)
         else:
-            stream.write(summary_line(event) + "\n")
-        stream.flush()
+            encoding = getattr(stream, "encoding", None) or "utf-8"
+            line = summary_line(event).encode(encoding, "backslashreplace").decode(encoding)
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError) as exc:
+            raise DeliveryError(f"stdout: {exc}") from exc
 
 
 @dataclass
@@ -178,28 +248,36 @@ class HookChannel:
         return f"hook:{self.path}"
 
     async def deliver(self, event: AlertEvent) -> None:
-        env = {**os.environ, **hook_environment(event)}
-        try:
-            process = await asyncio.create_subprocess_exec(
-                str(self.path),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise DeliveryError(f"hook {self.path} could not be started: {exc}") from exc
-        try:
-            _, stderr = await asyncio.wait_for(process.communicate(), self.timeout)
-        except asyncio.TimeoutError:
-            process.kill()
-            await process.wait()
-            raise DeliveryError(f"hook {self.path} ran longer than {self.timeout:g}s") from None
-        if process.returncode != 0:
-            detail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            raise DeliveryError(
-                f"hook {self.path} exited with status {process.returncode}: {detail[0]}"
-            )
+        inherited = {k: v for k, v in os.environ.items() if k not in HOOK_VARIABLES}
+        env = {**inherited, **hook_environment(event)}
+        # stderr goes to a file, not a pipe: a hook that leaves a background child holding
+        # a pipe open would look hung although it finished.
+        with tempfile.TemporaryFile() as errors:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    str(self.path),
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=errors,
+                    start_new_session=True,
+                )
+            except (OSError, ValueError) as exc:
+                raise DeliveryError(f"hook {self.path} could not be started: {exc}") from exc
+            try:
+                await asyncio.wait_for(process.wait(), self.timeout)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):  # the group is already gone
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+                raise DeliveryError(f"hook {self.path} ran longer than {self.timeout:g}s") from None
+            if process.returncode != 0:
+                errors.seek(0)
+                lines = errors.read(65536).decode("utf-8", "replace").strip().splitlines()
+                detail = clean(lines[-1]) if lines else ""
+                raise DeliveryError(
+                    f"hook {self.path} exited with status {process.returncode}: {detail}"
+                )
 
 
 @dataclass
@@ -207,14 +285,21 @@ class WebhookChannel:
     """POST each alert as JSON; with ``slack`` the body is ``{"text": summary}`` (Slack,
     Mattermost and compatible incoming webhooks). Any 2xx status means delivered."""
 
-    url: str
+    url: str = field(repr=False)
     slack: bool = False
     timeout: float = 30.0
     transport: httpx.AsyncBaseTransport | None = None
 
     @property
     def name(self) -> str:
-        return f"{'slack' if self.slack else 'webhook'}:{self.url}"
+        # A webhook URL is often a secret (Slack's are): the name, kept in the state
+        # database and shown in messages, carries its host and a digest, not the URL.
+        return f"{'slack' if self.slack else 'webhook'}:{self.redacted}"
+
+    @property
+    def redacted(self) -> str:
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:12]
+        return f"{urlsplit(self.url).hostname}#{digest}"
 
     async def deliver(self, event: AlertEvent) -> None:
         body: dict[str, Any] = {"text": summary_line(event)} if self.slack else event.to_dict()
@@ -224,9 +309,9 @@ class WebhookChannel:
             ) as client:
                 response = await client.post(self.url, json=body)
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook {self.url}: {exc}") from exc
+            raise DeliveryError(f"webhook {self.redacted}: {type(exc).__name__}") from exc
         if not response.is_success:
-            raise DeliveryError(f"webhook {self.url} answered HTTP {response.status_code}")
+            raise DeliveryError(f"webhook {self.redacted} answered HTTP {response.status_code}")
 
 
 @dataclass
@@ -239,12 +324,14 @@ class EmailChannel:
     recipients: tuple[str, ...]
     starttls: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
+    implicit_tls: bool = False
+    context: ssl.SSLContext | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
-        return f"smtp:{self.host}:{self.port}:{','.join(self.recipients)}"
+        return f"smtp:{self.host}:{self.port}:{','.join(sorted(self.recipients))}"
 
     def _message(self, event: AlertEvent) -> EmailMessage:
         message = EmailMessage()
@@ -257,24 +344,37 @@ class EmailChannel:
         return message
 
     def _send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            if self.starttls:
-                smtp.starttls()
+        # The server's certificate and name are verified (a default context): login() must
+        # not hand the password, nor the alert, to whoever answered.
+        context = self.context or ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if self.implicit_tls:
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with smtp:
+            if self.starttls and not self.implicit_tls:
+                smtp.starttls(context=context)
             if self.username is not None:
                 smtp.login(self.username, self.password or "")
-            smtp.send_message(message)
+            refused = smtp.send_message(message)
+        if refused:
+            # Some recipients were refused: a retry resends to the others too, but a lost
+            # alert is worse than a repeated one.
+            raise smtplib.SMTPRecipientsRefused(refused)
 
     async def deliver(self, event: AlertEvent) -> None:
         try:
             await asyncio.to_thread(self._send, self._message(event))
-        except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"e-mail through {self.host}:{self.port}: {exc}") from exc
+        except (OSError, ValueError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"e-mail through {self.host}:{self.port}: {clean(exc)}") from exc
 
 
 def parse_alert_spec(spec: str) -> Channel:
     """One ``--alert`` value: ``stdout``, ``json``, ``hook:/path/to/program``,
     ``webhook:https://…``, ``slack:https://…``, or
-    ``smtp://[user:password@]host[:port]?from=a@example.com&to=b@example.com[&starttls=1]``."""
+    ``smtp[s]://[user:password@]host[:port]?from=a@example.com&to=b@example.com[&starttls=1]``
+    (a user name needs ``smtps://`` or ``starttls=1``; the server's certificate is verified)."""
     text = spec.strip()
     if text in ("stdout", "text"):
         return StdoutChannel()
@@ -289,39 +389,72 @@ def parse_alert_spec(spec: str) -> Channel:
         path = Path(rest).expanduser()
         if not path.is_file() or not os.access(path, os.X_OK):
             raise InputError(f"--alert {spec!r}: {path} is not an executable file")
-        return HookChannel(path.resolve())
+        # absolute(), not resolve(): the name must stay the same when a symlinked hook is
+        # re-pointed, or deliveries queued under the old name would be stranded.
+        return HookChannel(path.absolute())
     if scheme in ("webhook", "slack"):
-        parts = urlsplit(rest)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InputError(f"--alert {spec!r}: the webhook must be an http(s) URL")
+        try:
+            parts = urlsplit(rest)
+            host = parts.hostname
+        except ValueError as exc:
+            raise InputError(f"--alert {scheme}:…: not a URL: {exc}") from exc
+        if parts.scheme not in ("http", "https") or not host:
+            raise InputError(f"--alert {scheme}:…: the webhook must be an http(s) URL")
         return WebhookChannel(rest, slack=scheme == "slack")
     if scheme in ("smtp", "smtps"):
-        return _smtp(spec)
+        return _smtp(text)
     raise InputError(f"--alert {spec!r}: unknown channel {scheme!r}")
 
 
 def _smtp(spec: str) -> EmailChannel:
-    parts = urlsplit(spec)
-    if parts.scheme != "smtp" or not parts.hostname:
-        raise InputError(f"--alert {spec!r}: expected smtp://host[:port]?from=…&to=…")
-    query = parse_qs(parts.query)
+    shown = re.sub(r"//[^@/]*@", "//…@", spec)  # never echo a password
+    try:
+        parts = urlsplit(spec)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise InputError(f"--alert {shown!r}: bad host or port: {exc}") from exc
+    if not host:
+        raise InputError(f"--alert {shown!r}: expected smtp[s]://host[:port]?from=…&to=…")
+    query: dict[str, list[str]] = {}
+    for pair in filter(None, parts.query.split("&")):
+        key, _, value = pair.partition("=")
+        # unquote, not unquote_plus: "+" is common in addresses (alerts+ct@example.com).
+        query.setdefault(unquote(key), []).append(unquote(value))
     senders = query.get("from", [])
     recipients = tuple(r for value in query.get("to", []) for r in value.split(",") if r)
     if len(senders) != 1 or not recipients:
-        raise InputError(f"--alert {spec!r}: give exactly one from= and at least one to=")
-    try:
-        port = parts.port or 25
-    except ValueError as exc:
-        raise InputError(f"--alert {spec!r}: bad port") from exc
+        raise InputError(f"--alert {shown!r}: give exactly one from= and at least one to=")
+    for address in (*senders, *recipients):
+        if "@" not in parseaddr(address)[1] or any(c.isspace() for c in address):
+            raise InputError(f"--alert {shown!r}: {address!r} is not an e-mail address")
+    implicit = parts.scheme == "smtps"
+    starttls = query.get("starttls", ["0"])[0] in ("1", "true", "yes")
+    if parts.username and not (implicit or starttls):
+        raise InputError(
+            f"--alert {shown!r}: a user name needs smtps:// or starttls=1 (the password "
+            "would cross the network in clear)"
+        )
     return EmailChannel(
-        host=parts.hostname,
-        port=port,
+        host=host,
+        port=port or (465 if implicit else 25),
         sender=senders[0],
         recipients=recipients,
-        starttls=query.get("starttls", ["0"])[0] in ("1", "true", "yes"),
+        starttls=starttls,
+        implicit_tls=implicit,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+def unique_channels(channels: Sequence[Channel]) -> tuple[Channel, ...]:
+    """``channels`` after checking that no two share a name (the store keys deliveries by
+    name, so two would share one record)."""
+    seen: set[str] = set()
+    for channel in channels:
+        if channel.name in seen:
+            raise InputError(f"--alert: channel {channel.name} is given twice")
+        seen.add(channel.name)
+    return tuple(channels)
 
 
 async def deliver_all(
@@ -335,6 +468,8 @@ async def deliver_all(
             await channel.deliver(event)
         except DeliveryError as exc:
             return exc
+        except Exception as exc:  # one bad alert must not stop the other channels
+            return DeliveryError(f"{channel.name}: {type(exc).__name__}: {clean(exc)}")
         return None
 
     outcomes = await asyncio.gather(*(one(c) for c in channels))
