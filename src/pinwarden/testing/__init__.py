@@ -24,6 +24,7 @@ from pinwarden.testing.ctlog import (
 )
 from pinwarden.testing.dns import DNSServer, ReceivedQuery
 from pinwarden.testing.hosts import loopback_names
+from pinwarden.testing.postgres import PostgresServer, PostgresUnavailable
 from pinwarden.testing.server import ReceivedRequest, TLSServer
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "KeyType",
     "LocalCTLog",
     "LoggedEntry",
+    "PostgresServer",
+    "PostgresUnavailable",
     "Precertificate",
     "PrivateKey",
     "ReceivedQuery",
