@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_caa import SpeedupResult
+from bench_ct_parse import ParseRatioResult
 from bench_https import PairSamples
 from bench_verify import Timing
 
@@ -161,6 +162,16 @@ def _yes_no(met: bool | None) -> str:
 
 
 def _row(result: Result) -> tuple[str, ...]:
+    if isinstance(result, ParseRatioResult):
+        return (
+            result.label,
+            f"{result.concurrent_s:.2f} s",
+            f"{result.sequential_s:.2f} s (bare cryptography)",
+            f"{result.items / result.concurrent_s:.0f} entries/s",
+            f"{result.speedup:.2f}× bare throughput",
+            f"≥ {result.target:g}×",
+            _yes_no(result.met),
+        )
     if isinstance(result, SpeedupResult):
         return (
             result.label,
