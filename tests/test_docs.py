@@ -238,3 +238,30 @@ def test_ct_json_keys_are_documented(
     heading = "## `pinwarden headers --json`"
     assert set(report) == _sub_table_keys(heading, "| key |")
     assert set(report["headers"][0]) == _sub_table_keys(heading, "Each header:")  # type: ignore[index]
+
+
+def test_ct_log_json_keys_are_documented(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pinwarden.testing import LocalCTLog
+
+    with LocalCTLog("static") as log:
+        log.grow(3)
+        log.publish()
+        log.write_log_list(tmp_path / "l.json")
+        ll = ["--log-list", str(tmp_path / "l.json")]
+        assert main(["ct", "log", "get", log.log.description, "0", "1", *ll, "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert main(["ct", "log", "verify", log.log.description, *ll, "--json"]) == 0
+        verified = json.loads(capsys.readouterr().out)
+    heading = "## `pinwarden ct log sth --json`, `ct log get --json`, `ct log verify --json`"
+    common = _sub_table_keys(heading, "| key |") - {"misbehaviour"}  # only on failure
+    assert set(got) == common | {"entries"}
+    assert set(got["tree_head"]) == _sub_table_keys(heading, "Tree head:")
+    assert set(got["entries"][0]) == _sub_table_keys(heading, "`ct log get` adds `entries`")
+    assert set(verified) == common | {
+        "start",
+        "end",
+        "entries",
+        "root_recomputed",
+    }

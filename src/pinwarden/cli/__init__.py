@@ -13,6 +13,7 @@ from pinwarden.cli import (  # noqa: F401 - importing registers the commands
     check,
     ct,
     ct_check,
+    ct_log,
     ct_loglist,
     demo,
     formats,
