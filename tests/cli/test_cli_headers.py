@@ -48,13 +48,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _HeaderServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, context: ssl.SSLContext | None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.context = context
         self.routes: dict[str, Route] = {}
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(10)
+        if self.context is None:  # plain http
+            super().finish_request(request, client_address)
+            return
         try:
             tls = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
@@ -71,12 +74,14 @@ class _HeaderServer(http.server.ThreadingHTTPServer):
         pass
 
     def url(self, path: str = "/") -> str:
+        if self.context is None:
+            return f"http://127.0.0.1:{self.server_address[1]}{path}"
         return f"https://localhost:{self.server_address[1]}{path}"
 
 
-@pytest.fixture
-def server(world: World) -> Iterator[_HeaderServer]:
-    httpd = _HeaderServer(world.leaf.server_context())
+@contextlib.contextmanager
+def _serving(context: ssl.SSLContext | None) -> Iterator[_HeaderServer]:
+    httpd = _HeaderServer(context)
     thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
@@ -87,6 +92,18 @@ def server(world: World) -> Iterator[_HeaderServer]:
         httpd.shutdown()
         thread.join(5)
         httpd.server_close()
+
+
+@pytest.fixture
+def server(world: World) -> Iterator[_HeaderServer]:
+    with _serving(world.leaf.server_context()) as httpd:
+        yield httpd
+
+
+@pytest.fixture
+def plain() -> Iterator[_HeaderServer]:
+    with _serving(None) as httpd:
+        yield httpd
 
 
 @pytest.fixture
@@ -159,6 +176,7 @@ def test_hpkp_is_reported_with_its_directives(
     assert header["enforce"] is None
     assert header["malformed"] is False
     assert header["removed_in"] == "Chrome 72, Firefox 72"
+    assert header["warnings"] == []  # over https: no plain-http warning
     assert any("pinwarden ct monitor" in line for line in data["advice"])
 
 
@@ -255,6 +273,91 @@ def test_follow_checks_every_response(
     assert code == 1
     assert f"redirected from {server.url('/old')}" in out
     assert f"(on the response of {server.url('/old')})" in out
+
+
+def test_a_bad_location_does_not_lose_the_report(
+    server: _HeaderServer, cafile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.routes["/old"] = (302, [("Location", "https://[::1"), ("Public-Key-Pins", HPKP)])
+    for follow in ([], ["--follow"]):
+        code, out, err = _run(capsys, server.url("/old"), "--cafile", cafile, *follow)
+        assert code == 1
+        assert "HTTP 302" in out
+        assert "redirects to https://[::1 (not followed, see below)" in out
+        assert "Public-Key-Pins (well formed)" in out
+        assert err.startswith(
+            "pinwarden: note: redirect not followed: its Location 'https://[::1' is not a URL ("
+        )
+    code, data = _json(capsys, server.url("/old"), "--cafile", cafile)
+    assert (code, data["status"], data["redirect"]) == (1, 302, "https://[::1")
+    assert [h["name"] for h in data["headers"]] == ["Public-Key-Pins"]
+
+
+def test_follow_to_ftp_is_a_redirect_not_followed(
+    server: _HeaderServer, cafile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.routes["/old"] = (302, [("Location", "ftp://example.com/file")])
+    code, out, err = _run(capsys, server.url("/old"), "--cafile", cafile, "--follow")
+    assert code == 0
+    assert "redirects to ftp://example.com/file (not followed, see below)" in out
+    assert err == (
+        "pinwarden: note: redirect to ftp://example.com/file not followed: only http and "
+        "https URLs can be fetched\n"
+    )
+    code, data = _json(capsys, server.url("/old"), "--cafile", cafile, "--follow")
+    assert (code, data["status"], data["redirect"]) == (0, 302, "ftp://example.com/file")
+    assert data["final_url"] == server.url("/old")
+
+
+def test_plain_http_headers_are_reported_as_ignored(
+    plain: _HeaderServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain.routes["/"] = (200, [("Public-Key-Pins", HPKP), ("Expect-CT", "max-age=1, enforce")])
+    code, out, _ = _run(capsys, plain.url())
+    assert code == 1
+    assert out.count("warning      sent over plain http: browsers ignored it") == 2
+    code, data = _json(capsys, plain.url())
+    assert code == 1
+    assert [len(h["warnings"]) for h in data["headers"]] == [1, 1]
+    assert data["headers"][0]["warnings"][0].startswith("sent over plain http")
+
+
+def test_https_redirect_to_plain_http_is_followed_and_flagged(
+    server: _HeaderServer,
+    plain: _HeaderServer,
+    cafile: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.routes["/"] = (301, [("Location", plain.url("/x")), ("Expect-CT", "max-age=1")])
+    plain.routes["/x"] = (200, [("Expect-CT", "max-age=1")])
+    code, data = _json(capsys, server.url(), "--cafile", cafile, "--follow")
+    assert code == 1
+    assert data["redirects"] == [server.url()]
+    assert data["final_url"] == plain.url("/x")
+    assert [h["warnings"] for h in data["headers"]] == [
+        [],
+        [
+            "sent over plain http: browsers ignored it (RFC 9163 section 2.2: Expect-CT "
+            "counts only on a secure connection)"
+        ],
+    ]
+
+
+def test_huge_max_age_and_repeated_pins(
+    server: _HeaderServer, cafile: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value = f'pin-sha256="{A}"; pin-sha256="{A}"; pin-sha256="{B}"; max-age=' + "9" * 25
+    server.routes["/"] = (200, [("Public-Key-Pins", value)])
+    code, out, _ = _run(capsys, server.url(), "--cafile", cafile)
+    assert code == 1
+    assert "Public-Key-Pins (well formed)" in out
+    assert out.count(f"pin          sha256/{A}") == 1
+    assert f"max-age      {'9' * 25} s (1.157e+20 days)" in out
+    assert "max-age is absurdly large (25 digits" in out
+    code, data = _json(capsys, server.url(), "--cafile", cafile)
+    (header,) = data["headers"]
+    assert header["pins"] == [f"sha256/{A}", f"sha256/{B}"]
+    assert header["max_age"] == int("9" * 25)
 
 
 def test_untrusted_certificate_exits_3(

@@ -457,6 +457,31 @@ def test_consistency_messages() -> None:
     verify_consistency(7, 7, [], r7, r7)
 
 
+@pytest.mark.parametrize(
+    ("root1", "root2", "message"),
+    [
+        ("abc", "abc", "root1 is a str, not bytes"),
+        (b"abc", "abc", "root2 is a str, not bytes"),
+        (None, None, "root1 is a NoneType, not bytes"),
+        (list(bytes(32)), list(bytes(32)), "root1 is a list, not bytes"),
+    ],
+)
+def test_equal_sizes_refuse_roots_that_are_not_bytes(root1: Any, root2: Any, message: str) -> None:
+    # compare_digest accepts two equal ASCII strs: without the type check "abc" == "abc"
+    # passed as a consistency proof, and None raised a bare TypeError.
+    with pytest.raises(MerkleProofError, match=message):
+        verify_consistency(5, 5, [], root1, root2)
+
+
+def test_equal_sizes_still_accept_equal_roots_of_any_length() -> None:
+    # A transparency-dev vector compares roots of equal sizes without checking their length.
+    roots: list[Any] = [b"", b"abc", bytes(33), bytearray(b"xy"), memoryview(b"xy")]
+    for root in roots:
+        verify_consistency(5, 5, [], root, bytes(root))
+    with pytest.raises(MerkleProofError, match="different roots 616263 and 616264"):
+        verify_consistency(5, 5, [], b"abc", b"abd")
+
+
 def test_sizes_beyond_uint64_are_refused() -> None:
     with pytest.raises(MerkleProofError, match="tree size 18446744073709551616 is not"):
         verify_inclusion(bytes(32), 0, 1 << 64, [], bytes(32))

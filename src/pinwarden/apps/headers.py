@@ -14,6 +14,7 @@ element is read with that same reader.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import ssl
@@ -71,7 +72,13 @@ ADVICE: Final = (
 
 _HPKP_KNOWN = frozenset({"max-age", "includesubdomains", "report-uri"})
 _EXPECT_CT_KNOWN = frozenset({"max-age", "enforce", "report-uri"})
-_SECONDS = re.compile(r"[0-9]{1,20}")
+_DIGITS = re.compile(r"[0-9]+")
+# More than 2^64 - 1 seconds is past any clock; and Python refuses int() of more than 640
+# digits under the strictest int_max_str_digits, while float division overflows past ~308.
+_MAX_SECONDS = (1 << 64) - 1
+_MAX_DIGITS = 300
+_MAX_REDIRECTS = 20
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 
@@ -141,8 +148,10 @@ class HeadersReport:
 
     ``redirects`` are the URLs that answered with a redirect which was followed (``follow``);
     ``redirect`` is the target of a redirect that was *not* followed, if the final response
-    was one. Headers of every response are examined, redirects included: a browser acted on
-    HPKP in any HTTPS response.
+    was one (the ``Location`` as sent when it is not a URL). ``notes`` say why a redirect
+    was not followed although ``follow`` asked for it (not part of :meth:`to_json`). Headers
+    of every response are examined, redirects included: a browser acted on HPKP in any HTTPS
+    response.
     """
 
     url: str
@@ -151,6 +160,7 @@ class HeadersReport:
     redirect: str | None = None
     redirects: tuple[str, ...] = ()
     headers: tuple[ObsoleteHeader, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     @property
     def found(self) -> bool:
@@ -213,15 +223,27 @@ def _read_directives(name: str, value: str) -> list[Directive]:
     return [Directive(n, v) for n, v in _directives(value, "", "")]
 
 
-def _seconds(value: str | None, problems: list[str]) -> int | None:
+def _seconds(value: str | None, problems: list[str], warnings: list[str]) -> int | None:
     if value is None:
         problems.append("max-age has no value")
         return None
     # ASCII digits only: str.isdigit() accepts "²" and "٣".
-    if _SECONDS.fullmatch(value) is None:
+    if _DIGITS.fullmatch(value) is None:
         problems.append(f"max-age={value[:40]!r} is not a number of seconds")
         return None
-    return int(value)
+    # A huge number is still a number: browsers clamped it (RFC 9111 section 1.2.2 says to
+    # read an overflowing delta-seconds as the largest value one can represent).
+    digits = value.lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS:
+        warnings.append(f"max-age is absurdly large ({len(digits)} digits); browsers capped it")
+        return None
+    seconds = int(digits)
+    if seconds > _MAX_SECONDS:
+        warnings.append(
+            f"max-age is absurdly large ({len(digits)} digits, more than 2^64-1 seconds); "
+            "browsers capped it"
+        )
+    return seconds
 
 
 def parse_header(name: str, value: str, url: str = "") -> ObsoleteHeader:
@@ -249,9 +271,14 @@ def parse_header(name: str, value: str, url: str = "") -> ObsoleteHeader:
                 problems.append("pin-sha256 has no value")
                 continue
             try:
-                pins.append(decode_sha256(directive.value, "", "pin-sha256"))
+                pin = decode_sha256(directive.value, "", "pin-sha256")
             except FormatError as exc:
                 problems.append(str(exc))
+                continue
+            if pin in pins:
+                warnings.append(f"pin {pin} is listed more than once")
+            else:
+                pins.append(pin)
             continue
         if is_hpkp and key.startswith("pin-"):
             warnings.append(f"{directive.name}: RFC 7469 defines pin-sha256 only; ignored")
@@ -268,7 +295,7 @@ def parse_header(name: str, value: str, url: str = "") -> ObsoleteHeader:
 
     max_age: int | None = None
     if "max-age" in seen:
-        max_age = _seconds(seen["max-age"], problems)
+        max_age = _seconds(seen["max-age"], problems, warnings)
     elif canonical != PUBLIC_KEY_PINS_REPORT_ONLY:
         # Report-only HPKP ignores max-age (RFC 7469 section 2.1.3); the others need it.
         problems.append("max-age is required")
@@ -282,7 +309,7 @@ def parse_header(name: str, value: str, url: str = "") -> ObsoleteHeader:
     if is_hpkp:
         if not pins:
             problems.append("no valid pin-sha256")
-        elif len(set(pins)) < 2:
+        elif len(pins) < 2:
             # RFC 7469 section 4.3: the UA rejects a pin set without a backup pin.
             problems.append("one pin only: browsers required a backup pin not in the chain")
     return ObsoleteHeader(
@@ -303,12 +330,16 @@ def parse_header(name: str, value: str, url: str = "") -> ObsoleteHeader:
 def find_obsolete_headers(
     fields: Iterable[tuple[str, str]], url: str = ""
 ) -> tuple[ObsoleteHeader, ...]:
-    """The obsolete headers among a response's ``(name, value)`` fields, in order."""
+    """The obsolete headers among a response's ``(name, value)`` fields, in order. ``url`` is
+    the response's: over plain ``http://`` each header gets a warning that browsers ignored it."""
     found: list[ObsoleteHeader] = []
+    insecure = url[:7].lower() == "http://"
     for name, value in fields:
         if _canonical(name) is None:
             continue
         header = parse_header(name, value, url)
+        if insecure:
+            header = _with_warning(header, _INSECURE[header.name])
         if any(h.name == header.name and h.url == url for h in found):
             # RFC 7469 section 2.3.1 / RFC 9163 section 2.3.1: only the first field counts.
             header = _with_warning(header, f"a second {header.name} field: browsers used the first")
@@ -316,8 +347,41 @@ def find_obsolete_headers(
     return tuple(found)
 
 
+_HPKP_INSECURE = (
+    "sent over plain http: browsers ignored it (RFC 7469 section 2.2.2: HPKP counts only on "
+    "a secure connection)"
+)
+_INSECURE: Final = {
+    PUBLIC_KEY_PINS: _HPKP_INSECURE,
+    PUBLIC_KEY_PINS_REPORT_ONLY: _HPKP_INSECURE,
+    EXPECT_CT: (
+        "sent over plain http: browsers ignored it (RFC 9163 section 2.2: Expect-CT counts "
+        "only on a secure connection)"
+    ),
+}
+
+
 def _with_warning(header: ObsoleteHeader, warning: str) -> ObsoleteHeader:
     return replace(header, warnings=(*header.warnings, warning))
+
+
+def _url_problem(url: httpx.URL) -> str | None:
+    """Why ``url`` cannot be fetched, or None."""
+    if url.scheme not in ("http", "https"):
+        return "only http and https URLs can be fetched"
+    if not url.host:
+        return "the URL has no host"
+    # httpx accepts what it can percent-encode ("exa mple.com") and any port number; a
+    # request to those would only fail later with a confusing network error.
+    host = url.raw_host.decode("ascii", "replace")
+    if _HOSTNAME.fullmatch(host) is None:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return f"not a valid URL: bad host {host!r}"
+    if url.port is not None and not 0 < url.port < 65536:
+        return f"not a valid URL: port {url.port} is out of range"
+    return None
 
 
 def normalize_url(text: str) -> str:
@@ -332,20 +396,9 @@ def normalize_url(text: str) -> str:
         url = httpx.URL(value)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
         raise InputError(f"{text!r} is not a valid URL: {exc}") from None
-    if url.scheme not in ("http", "https"):
-        raise InputError(f"{text!r}: only http and https URLs can be fetched")
-    if not url.host:
-        raise InputError(f"{text!r}: the URL has no host")
-    # httpx accepts what it can percent-encode ("exa mple.com") and any port number; a
-    # request to those would only fail later with a confusing network error.
-    host = url.raw_host.decode("ascii", "replace")
-    if _HOSTNAME.fullmatch(host) is None:
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise InputError(f"{text!r} is not a valid URL: bad host {host!r}") from None
-    if url.port is not None and not 0 < url.port < 65536:
-        raise InputError(f"{text!r} is not a valid URL: port {url.port} is out of range")
+    problem = _url_problem(url)
+    if problem is not None:
+        raise InputError(f"{text!r}: {problem}")
     return str(url)
 
 
@@ -357,53 +410,122 @@ def _ssl_context(cafile: str | None) -> ssl.SSLContext:
         raise CertificateError(f"cannot load trust anchors from {cafile}: {exc}") from None
 
 
-def _resolve(base: httpx.URL, location: str | None) -> str | None:
-    if not location:
-        return None
-    try:
-        return str(base.join(location))
-    except (httpx.InvalidURL, ValueError, TypeError):
-        # The server's Location is not a URL: show it as sent rather than fail the report.
-        return location
+@dataclass(frozen=True)
+class _Response:
+    """What one response said, recorded as soon as its header block arrived."""
+
+    url: str
+    status: int
+    fields: tuple[tuple[str, str], ...]
+
+    @property
+    def location(self) -> str | None:
+        if self.status not in _REDIRECT_STATUSES:
+            return None
+        return next((v for n, v in self.fields if n.lower() == "location"), None)
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    responses: tuple[_Response, ...]
+    redirect: str | None = None
+    note: str | None = None
+
+
+# What httpx raises for a URL it will not request, and while building the request a Location
+# asks for (RemoteProtocolError "Invalid URL in location header", or InvalidURL).
+_URL_ERRORS = (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.RemoteProtocolError)
+
+
+async def _fetch(target: str, context: ssl.SSLContext, timeout: float, follow: bool) -> _Fetched:
+    """GET ``target`` and, with ``follow``, the redirects, one at a time.
+
+    httpx is told not to follow: it would read every redirect body, and it builds the
+    redirect's request even when not following, so a Location that is not a URL raised
+    before the response could be reported. The response hook records each response before
+    that happens; bodies are never read, only closed.
+    """
+    responses: list[_Response] = []
+
+    async def record(response: httpx.Response) -> None:
+        fields = tuple(response.headers.multi_items())
+        responses.append(_Response(str(response.url), response.status_code, fields))
+
+    url = httpx.URL(target)
+    async with httpx.AsyncClient(
+        verify=context, timeout=timeout, follow_redirects=False, event_hooks={"response": [record]}
+    ) as client:
+        while True:
+            before = len(responses)
+            try:
+                response = await client.send(client.build_request("GET", url), stream=True)
+            except _URL_ERRORS as exc:
+                if len(responses) > before:
+                    location = responses[-1].location or ""
+                    note = f"redirect not followed: its Location {location[:200]!r} is not a URL"
+                    return _Fetched(tuple(responses), location, f"{note} ({exc})")
+                if responses and not isinstance(exc, httpx.RemoteProtocolError):
+                    note = f"redirect to {url} not followed: {exc}"
+                    return _Fetched(tuple(responses), str(url), note)
+                raise
+            await response.aclose()
+            next_request = response.next_request
+            if next_request is None:
+                return _Fetched(tuple(responses))
+            redirect = next_request.url
+            if not follow:
+                return _Fetched(tuple(responses), str(redirect))
+            problem = _url_problem(redirect)
+            if problem is not None:
+                note = f"redirect to {redirect} not followed: {problem}"
+                return _Fetched(tuple(responses), str(redirect), note)
+            if len(responses) > _MAX_REDIRECTS:
+                raise NetworkError(f"{target}: more than {_MAX_REDIRECTS} redirects")
+            url = redirect
 
 
 def fetch_headers(
     url: str, *, cafile: str | None = None, timeout: float = 10.0, follow: bool = False
 ) -> HeadersReport:
-    """GET ``url`` and report its obsolete headers (the body is not read).
+    """GET ``url`` and report its obsolete headers (no body is read).
 
-    Raises :class:`~pinwarden.errors.InputError` for a bad URL or ``cafile`` and
-    :class:`~pinwarden.errors.NetworkError` when no response came (connection, TLS
-    verification, timeout, too many redirects).
+    ``timeout`` bounds the whole fetch, redirects included. Once a response has arrived, a
+    redirect that cannot be followed (its Location is not an http(s) URL) is reported as
+    not followed, with a note. Raises :class:`~pinwarden.errors.InputError` for a bad URL or
+    ``cafile`` and :class:`~pinwarden.errors.NetworkError` when no response came
+    (connection, TLS verification, timeout, too many redirects).
     """
     target = normalize_url(url)
     context = _ssl_context(cafile)
     try:
-        with (
-            httpx.Client(verify=context, timeout=timeout, follow_redirects=follow) as client,
-            client.stream("GET", target) as response,
-        ):
-            responses = [*response.history, response]
-            status = response.status_code
-            final_url = str(response.url)
-            location = response.headers.get("location") if response.is_redirect else None
-            redirect = _resolve(response.url, location)
-    except httpx.InvalidURL as exc:
-        raise InputError(f"{url!r} is not a valid URL: {exc}") from None
-    except httpx.UnsupportedProtocol as exc:
+        fetched = asyncio.run(asyncio.wait_for(_fetch(target, context, timeout, follow), timeout))
+    except asyncio.TimeoutError:
+        raise NetworkError(
+            f"{target}: no answer within {timeout:g} s (the whole fetch, redirects included)"
+        ) from None
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise InputError(f"{url!r}: {exc}") from None
-    except httpx.TooManyRedirects as exc:
-        raise NetworkError(f"{target}: {exc}") from None
     except httpx.HTTPError as exc:
-        raise NetworkError(f"{target}: {type(exc).__name__}: {str(exc) or 'no detail'}") from None
+        where = str(exc.request.url) if _has_request(exc) else target
+        raise NetworkError(f"{where}: {type(exc).__name__}: {str(exc) or 'no detail'}") from None
     headers: list[ObsoleteHeader] = []
-    for item in responses:
-        headers += find_obsolete_headers(item.headers.multi_items(), str(item.url))
+    for response in fetched.responses:
+        headers += find_obsolete_headers(response.fields, response.url)
+    last = fetched.responses[-1]
     return HeadersReport(
         url=target,
-        status=status,
-        final_url=final_url,
-        redirect=redirect,
-        redirects=tuple(str(r.url) for r in responses[:-1]),
+        status=last.status,
+        final_url=last.url,
+        redirect=fetched.redirect,
+        redirects=tuple(r.url for r in fetched.responses[:-1]),
         headers=tuple(headers),
+        notes=(fetched.note,) if fetched.note else (),
     )
+
+
+def _has_request(exc: httpx.HTTPError) -> bool:
+    try:
+        exc.request  # noqa: B018 - httpx raises RuntimeError when no request is attached
+    except RuntimeError:
+        return False
+    return True

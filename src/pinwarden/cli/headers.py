@@ -10,7 +10,7 @@ from rich.markup import escape
 from pinwarden.apps.headers import ADVICE, HeadersReport, ObsoleteHeader, fetch_headers
 from pinwarden.cli._app import JSON_HELP, app
 from pinwarden.cli._common import check_timeout
-from pinwarden.cli._output import emit_json, out, printable
+from pinwarden.cli._output import emit_json, err, out, printable
 
 # A header value is outside data: shown escaped and cut, in full only in --json.
 _SHOWN = 300
@@ -50,12 +50,19 @@ def _show_header(header: ObsoleteHeader) -> None:
         console.print(f"  [yellow]warning[/yellow]      {_safe(warning)}")
 
 
+def _show_notes(report: HeadersReport) -> None:
+    for note in report.notes:
+        err().print(f"pinwarden: note: {_safe(note)}", soft_wrap=True)
+
+
 def _show(report: HeadersReport) -> None:
     console = out()
     console.print(f"[bold]{_safe(report.final_url)}[/bold]: HTTP {report.status}")
     for hop in report.redirects:
         console.print(f"  redirected from {_safe(hop)}")
-    if report.redirect is not None:
+    if report.redirect is not None and report.notes:
+        console.print(f"  redirects to {_safe(report.redirect)} (not followed, see below)")
+    elif report.redirect is not None:
         console.print(
             f"  redirects to {_safe(report.redirect)} (not followed; use --follow to check "
             "where it leads)"
@@ -85,7 +92,9 @@ def headers_command(
     cafile: Annotated[
         str | None, typer.Option(help="Trust store (PEM); default: the system store.")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server.")] = 10.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds for the whole fetch, redirects included.")
+    ] = 10.0,
     json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Report obsolete pinning headers: Public-Key-Pins (-Report-Only) and Expect-CT.
@@ -93,8 +102,10 @@ def headers_command(
     Browsers removed them (HPKP in Chrome 72 and Firefox 72, Expect-CT in Chrome 107).
     Each one found is parsed into its directives and explained, with what to do instead:
     browsers enforce CT anyway, monitor CT (`pinwarden ct monitor`), publish CAA
-    (`pinwarden caa generate`). Redirects are reported, followed only with --follow.
-    The certificate is verified as usual; --cafile replaces the system store.
+    (`pinwarden caa generate`). Redirects are reported, followed only with --follow (never
+    to anything but http or https). Over plain http the headers are reported with a warning:
+    browsers ignored them there. The certificate is verified as usual; --cafile replaces
+    the system store.
 
     Exit 0 when none is sent, 1 when any is, 2 for a bad URL, 3 when no response came.
     """
@@ -104,5 +115,6 @@ def headers_command(
         emit_json(report.to_json())
     else:
         _show(report)
+    _show_notes(report)
     if report.found:
         raise typer.Exit(1)

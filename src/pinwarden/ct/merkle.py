@@ -127,9 +127,13 @@ def verify_consistency(
         if size1 == 0:
             _check_empty_root(root1, "root1")
             _check_empty_root(root2, "root2")
+            return
         # The transparency-dev vectors accept equal roots of any length here; nothing is
-        # hashed, so a wrong-length root can only match an equally wrong one.
-        elif not hmac.compare_digest(root1, root2):
+        # hashed, so a wrong-length root can only match an equally wrong one. The type is
+        # still checked: compare_digest would accept two equal ASCII strs.
+        _check_bytes(root1, "root1")
+        _check_bytes(root2, "root2")
+        if not hmac.compare_digest(root1, root2):
             raise MerkleProofError(
                 f"root mismatch: two trees of size {size1} have different roots "
                 f"{root1.hex()} and {root2.hex()}"
@@ -185,9 +189,13 @@ def _check_size(value: int, what: str) -> None:
         raise MerkleProofError(f"{what} {value!r} is not an integer in 0..2^64-1")
 
 
-def _check_hash(value: bytes, what: str) -> None:
+def _check_bytes(value: bytes, what: str) -> None:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise MerkleProofError(f"{what} is a {type(value).__name__}, not bytes")
+
+
+def _check_hash(value: bytes, what: str) -> None:
+    _check_bytes(value, what)
     if len(value) != HASH_SIZE:
         raise MerkleProofError(f"{what} is {len(value)} bytes, not {HASH_SIZE}")
 
