@@ -12,7 +12,7 @@ from functools import cache
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -444,6 +444,92 @@ def test_an_unreadable_certificate_is_still_described() -> None:
     assert info.pin == ca.pin  # the DER walk still finds the key
     assert info.not_after is None
     assert info.to_json(dt.datetime.now(dt.timezone.utc))["days_left"] is None
+
+
+def _tlv(tag: int, contents: bytes) -> bytes:
+    size = len(contents)
+    if size < 0x80:
+        return bytes((tag, size)) + contents
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + contents
+
+
+# 2.5.29.99 stands in for basicConstraints (2.5.29.19): the same DER length, so replacing
+# one with the other in a TBS gives a certificate with basicConstraints twice.
+_STAND_IN = x509.ObjectIdentifier("2.5.29.99")
+_STAND_IN_DER, _BASIC_CONSTRAINTS_DER = bytes.fromhex("0603551d63"), bytes.fromhex("0603551d13")
+_UNIQUE_ID_DER, _CN_DER = bytes.fromhex("060355042d"), bytes.fromhex("0603550403")
+
+
+def _odd_certificate(ca: CA, *, twice: bool = False, bit_string_cn: bool = False) -> bytes:
+    """DER of a CA certificate cryptography loads but raises on when its extensions are
+    read (``twice``: DuplicateExtension) or its subject and issuer (``bit_string_cn``:
+    TypeError, a BIT STRING where the CN's string belongs). Signed by ``ca`` (ECDSA)."""
+    from cryptography.x509.name import _ASN1Type
+
+    now = dt.datetime.now(dt.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odd.example")])
+    if bit_string_cn:
+        unique = x509.NameAttribute(
+            NameOID.X500_UNIQUE_IDENTIFIER, b"\x00\x01", _type=_ASN1Type.BitString
+        )
+        name = x509.Name([unique])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(ca.key.public_key())
+        .serial_number(77)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    )
+    if twice:
+        value = x509.BasicConstraints(ca=True, path_length=None).public_bytes()
+        builder = builder.add_extension(x509.UnrecognizedExtension(_STAND_IN, value), True)
+    tbs = builder.sign(ca.key, hashes.SHA256()).tbs_certificate_bytes
+    tbs = tbs.replace(_STAND_IN_DER, _BASIC_CONSTRAINTS_DER).replace(_UNIQUE_ID_DER, _CN_DER)
+    assert isinstance(ca.key, ec.EllipticCurvePrivateKey)
+    signature = ca.key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    ecdsa_with_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
+    return _tlv(0x30, tbs + ecdsa_with_sha256 + _tlv(0x03, b"\x00" + signature))
+
+
+def test_a_duplicated_extension_is_described_as_not_a_ca() -> None:
+    ca = CA("odd")
+    der = _odd_certificate(ca, twice=True)
+    cert = x509.load_der_x509_certificate(der)
+    with pytest.raises(x509.DuplicateExtension):
+        _ = cert.extensions
+    for form in (cert, der):
+        info = CertInfo.from_certificate(form, "leaf")
+        assert info.is_ca is False  # cryptography cannot tell; pinwarden does not guess
+        assert info.subject == "CN=odd.example"
+        assert info.pin == ca.pin
+    # A chain a server sends is described whatever it holds.
+    assert [i.subject for i in describe_chain([der], ends_at_anchor=False)] == ["CN=odd.example"]
+    [obj] = load_objects(der, source="odd.der")
+    assert obj.certificate is not None
+
+
+def test_a_name_cryptography_cannot_decode_is_described() -> None:
+    ca = CA("odd")
+    der = _odd_certificate(ca, bit_string_cn=True)
+    cert = x509.load_der_x509_certificate(der)
+    with pytest.raises(TypeError):
+        _ = cert.subject
+    info = CertInfo.from_certificate(cert, "leaf")
+    assert info.subject.startswith("<subject cryptography cannot read: ")
+    assert info.issuer.startswith("<issuer cryptography cannot read: ")
+    assert info.is_ca is True
+    assert info.pin == ca.pin
+    json.dumps(info.to_json(dt.datetime.now(dt.timezone.utc)))
+    # Read from a file, DER or PEM, it is still the certificate it is.
+    for data, source in ((der, "odd.der"), (pem(der), "odd.pem")):
+        [obj] = load_objects(data, source=source)
+        assert obj.kind == "certificate"
+        assert obj.subject is not None
+        assert obj.subject.startswith("<subject cryptography cannot read")
 
 
 def test_many_begin_lines_without_end_fail_on_the_first() -> None:

@@ -152,7 +152,7 @@ def _cert_object(cert: x509.Certificate, source: str, index: int) -> LoadedObjec
         index,
         Pin.from_spki(spki),
         certificate=cert,
-        subject=cert.subject.rfc4514_string(),
+        subject=_name_text(cert, "subject"),
         spki=spki,
     )
 
@@ -235,12 +235,15 @@ class CertInfo:
         try:
             bc = obj.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
             is_ca = bool(getattr(bc, "ca", False))
-        except (x509.ExtensionNotFound, ValueError):
+        except Exception:
+            # cryptography decodes extensions on first access and raises ExtensionNotFound,
+            # ValueError, DuplicateExtension or UnsupportedGeneralNameType (no common base):
+            # a certificate a server sent is still described, as not a CA.
             is_ca = False
         return cls(
             position=position,
-            subject=obj.subject.rfc4514_string(),
-            issuer=obj.issuer.rfc4514_string(),
+            subject=_name_text(obj, "subject"),
+            issuer=_name_text(obj, "issuer"),
             key=key,
             not_before=obj.not_valid_before_utc,
             not_after=obj.not_valid_after_utc,
@@ -287,6 +290,16 @@ class CertInfo:
             "fingerprint_sha256": self.fingerprint_sha256,
             "is_ca": self.is_ca,
         }
+
+
+def _name_text(cert: x509.Certificate, which: Literal["subject", "issuer"]) -> str:
+    """The RFC 4514 text of a name, or what was wrong with it: cryptography decodes names
+    lazily and raises ValueError or TypeError (a BIT STRING where a string belongs)."""
+    try:
+        name = cert.subject if which == "subject" else cert.issuer
+        return name.rfc4514_string()
+    except (ValueError, TypeError) as exc:
+        return f"<{which} cryptography cannot read: {exc}>"
 
 
 def describe_chain(

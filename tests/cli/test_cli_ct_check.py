@@ -6,18 +6,24 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtensionOID
 
 from conftest import vectors
 from pinwarden.cli import main
 from pinwarden.ct.logs import Log, LogList, LogState, log_id_of
-from pinwarden.testing import CA, TLSServer, pem
-from pinwarden.testing.ct import CTIssued, TestLog, issue_with_scts, log_list_of
+from pinwarden.ct.sct import SignedEntry, _tlv, encode_sct_list, issuer_key_hash
+from pinwarden.testing import CA, Issued, TLSServer, pem
+from pinwarden.testing.ct import CTIssued, TestLog, issue_with_scts, log_list_of, timestamp_ms
 from tls_support import closed_port
 
 UTC = dt.timezone.utc
@@ -70,6 +76,92 @@ def kit(tmp_path: Path) -> Kit:
 def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     code = main(["ct", "check", *args, "--json"])
     return code, json.loads(capsys.readouterr().out)
+
+
+Signer = Callable[[SignedEntry, int], Sequence[bytes]]
+
+# An OID of the same DER length as the one it stands in for: replacing one with the other
+# keeps the DER well formed, so a certificate can carry an extension twice.
+_PLACEHOLDER = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.9")
+_PLACEHOLDER_DER = bytes.fromhex("060a2b06010401d679020409")
+_OTHER = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.8")
+_OTHER_DER = bytes.fromhex("060a2b06010401d679020408")
+_SCT_LIST_DER = bytes.fromhex("060a2b06010401d679020402")
+
+
+def embedding(
+    kit: Kit, sign: Signer, *extensions: x509.ExtensionType, twice: bytes | None = None
+) -> Issued:
+    """A certificate for localhost by the kit's issuing CA carrying the SCTs ``sign``
+    makes (``sign(entry, timestamp_ms)``, an hour ago) after ``extensions``. With
+    ``twice``, the placeholder extension among them becomes a second ``twice`` extension
+    (the DER OID), in what the logs sign too, and the certificate is signed again."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = NOW - dt.timedelta(days=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name.from_rfc4514_string("CN=localhost"))
+        .issuer_name(kit.issuing.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=90, seconds=-1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+
+    def tbs(built: x509.CertificateBuilder) -> bytes:
+        data = built.sign(kit.issuing.key, hashes.SHA256()).tbs_certificate_bytes
+        return data.replace(_PLACEHOLDER_DER, twice) if twice else data
+
+    entry = SignedEntry.precert(tbs(builder), issuer_key_hash(kit.issuing.cert))
+    scts = sign(entry, timestamp_ms(NOW - dt.timedelta(hours=1)))
+    value = _tlv(0x04, encode_sct_list(scts))
+    final = builder.add_extension(
+        x509.UnrecognizedExtension(ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS, value),
+        critical=False,
+    )
+    issuing_key = kit.issuing.key
+    assert isinstance(issuing_key, ec.EllipticCurvePrivateKey)
+    signature = issuing_key.sign(tbs(final), ec.ECDSA(hashes.SHA256()))
+    ecdsa_with_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
+    der = _tlv(0x30, tbs(final) + ecdsa_with_sha256 + _tlv(0x03, b"\x00" + signature))
+    cert = x509.load_der_x509_certificate(der)
+    return Issued(cert, key, kit.issuing.chain, kit.root.cert)
+
+
+def both_logs(kit: Kit) -> Signer:
+    return lambda entry, when: [
+        kit.google.sign_sct(entry, when),
+        kit.cloudflare.sign_sct(entry, when),
+    ]
+
+
+def altered(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` with one bit of its TBS flipped (the subject CN localhost → mocalhost)."""
+    der = bytearray(cert.public_bytes(serialization.Encoding.DER))
+    der[der.index(b"localhost")] ^= 0x01
+    return x509.load_der_x509_certificate(bytes(der))
+
+
+def with_version(cert: x509.Certificate | bytes, version: int) -> bytes:
+    """``cert``'s DER with another version number: cryptography refuses to load it
+    (InvalidVersion, which is not a ValueError), OpenSSL does not."""
+    der = cert if isinstance(cert, bytes) else cert.public_bytes(serialization.Encoding.DER)
+    at = der.index(bytes.fromhex("a003020102"))
+    return der[: at + 4] + bytes([version]) + der[at + 5 :]
+
+
+@dataclasses.dataclass(frozen=True)
+class RawLeaf(Issued):
+    """Serves ``leaf_der`` as its leaf: bytes cryptography itself may refuse."""
+
+    leaf_der: bytes = b""
+
+    @property
+    def chain_pem(self) -> bytes:
+        return pem(self.leaf_der, *self.chain)
 
 
 # --- certificate files ------------------------------------------------------------------
@@ -312,10 +404,281 @@ def test_log_names_are_shown_as_text(kit: Kit, capsys: pytest.CaptureFixture[str
     hostile = TestLog("[red]Evil[/red] \x1b[2J", operator="[bold]Op")
     issued = kit.issue([kit.google, hostile])
     bundle = kit.write("bundle.pem", issued.cert, issued.issuer)
-    main(["ct", "check", bundle, "--log-list", kit.log_list(kit.google, hostile)])
+    code = main(["ct", "check", bundle, "--log-list", kit.log_list(kit.google, hostile)])
     output = capsys.readouterr().out
+    assert code == 0
     assert "[red]Evil[/red] \\x1b[2J — operator [bold]Op" in output
     assert "\x1b" not in output
+
+
+def test_tiled_logs_show_the_leaf_index_and_fail_apple_alone(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sunlight = TestLog("Test Sunlight", operator="Let's Encrypt", tiled=True)
+    tuscolo = TestLog("Test Tuscolo", operator="Geomys", tiled=True)
+    for _ in range(3):
+        sunlight.take_leaf_index()  # entries logged before ours
+    start = NOW - dt.timedelta(days=1)
+    issued = kit.issue(
+        [sunlight, tuscolo], not_before=start, not_after=start + dt.timedelta(days=90, seconds=-1)
+    )
+    bundle = kit.write("bundle.pem", issued.cert, issued.issuer)
+    log_list = kit.log_list(sunlight, tuscolo)
+    code = main(["ct", "check", bundle, "--log-list", log_list])
+    output = capsys.readouterr().out
+    assert code == 1
+    assert (
+        "Test Sunlight — operator Let's Encrypt, usable since 2020-01-01, static-ct-api" in output
+    )
+    assert ", leaf index 3\n" in output
+    assert ", leaf index 0\n" in output
+    assert output.count("signature valid") == 2
+    assert "Chrome CT policy: compliant (2 logs, 2 operators" in output
+    assert "Apple CT policy: NOT compliant: no SCT from an RFC 6962 log" in output
+    assert "✗ at least 1 SCT from an RFC 6962 log (not a static-ct-api log)" in output
+    code, data = run_json(capsys, bundle, "--log-list", log_list)
+    assert code == 1
+    assert [(s["log_api"], s["leaf_index"]) for s in data["scts"]] == [
+        ("static-ct-api", 3),
+        ("static-ct-api", 0),
+    ]
+    apple = {line["key"]: line for line in data["apple"]["lines"]}
+    assert (apple["rfc6962-log"]["met"], apple["rfc6962-log"]["found"]) == (False, "none")
+    assert data["chrome"]["compliant"] is True
+
+
+def test_an_undecodable_sct_is_shown_and_the_others_count(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def sign(entry: SignedEntry, when: int) -> list[bytes]:
+        first, second = both_logs(kit)(entry, when)
+        return [first, b"\x01" + second[1:], second]  # the middle one claims version 1 (v2)
+
+    issued = embedding(kit, sign)
+    bundle = kit.write("bundle.pem", issued.cert, kit.issuing.cert)
+    code = main(["ct", "check", bundle, "--log-list", kit.log_list()])
+    output = capsys.readouterr().out
+    # As Chromium does: the undecodable SCT is skipped, the two others make it compliant.
+    assert code == 0
+    assert "Embedded SCTs (3)" in output
+    assert "[2] undecodable SCT (" in output
+    assert "SCT malformed: SCT #2: version 1 (v2) is not supported; only v1 (0)" in output
+    assert "note: an undecodable SCT not counted: malformed" in output
+    assert "Chrome CT policy: compliant (2 logs, 2 operators" in output
+    code, data = run_json(capsys, bundle, "--log-list", kit.log_list())
+    assert code == 0
+    assert [s["status"] for s in data["scts"]] == ["valid", "malformed", "valid"]
+    middle = data["scts"][1]
+    assert (middle["log_id"], middle["log"], middle["timestamp"]) == (None, None, None)
+    assert middle["detail"] == "SCT #2: version 1 (v2) is not supported; only v1 (0)"
+    assert data["compliant"] is True
+    # Without the issuer the others cannot be verified, but the malformed one needs none.
+    leaf = kit.write("leaf.pem", issued.cert)
+    code, data = run_json(capsys, leaf, "--log-list", kit.log_list())
+    assert code == 3
+    assert [s["status"] for s in data["scts"]] == ["unverified", "malformed", "unverified"]
+
+
+def test_a_malformed_sct_names_its_log_when_it_can(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def sign(entry: SignedEntry, when: int) -> list[bytes]:
+        return [*both_logs(kit)(entry, when), kit.google.sign_sct(entry, when, b"\x05\x00")]
+
+    issued = embedding(kit, sign)
+    bundle = kit.write("bundle.pem", issued.cert, kit.issuing.cert)
+    code = main(["ct", "check", bundle, "--log-list", kit.log_list()])
+    output = capsys.readouterr().out
+    assert code == 0
+    assert "[3] Test Argon — operator Google" in output
+    assert "SCT malformed: SCT #3: extensions: truncated" in output
+
+
+# --- certificates cryptography reads only in part (found by review) ----------------------
+
+
+def test_a_duplicated_extension_does_not_stop_the_check(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # cryptography raises DuplicateExtension on any extension access of this certificate.
+    twice = (
+        x509.UnrecognizedExtension(_OTHER, b"\x05\x00"),
+        x509.UnrecognizedExtension(_PLACEHOLDER, b"\x05\x00"),
+    )
+    issued = embedding(kit, both_logs(kit), *twice, twice=_OTHER_DER)
+    with pytest.raises(x509.DuplicateExtension):
+        _ = issued.cert.extensions
+    bundle = kit.write("bundle.pem", issued.cert, kit.issuing.cert)
+    code, data = run_json(capsys, bundle, "--log-list", kit.log_list())
+    assert code == 0
+    assert [s["status"] for s in data["scts"]] == ["valid", "valid"]
+    assert data["certificate"]["is_ca"] is False
+    with TLSServer(issued) as server:
+        code, data = run_json(
+            capsys, f"localhost:{server.port}", "--cafile", kit.cafile, "--log-list", kit.log_list()
+        )
+    assert code == 0
+    assert [s["status"] for s in data["scts"]] == ["valid", "valid"]
+
+
+def test_a_duplicated_sct_list_is_an_input_error(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    second = x509.UnrecognizedExtension(_PLACEHOLDER, b"\x04\x00")
+    issued = embedding(kit, both_logs(kit), second, twice=_SCT_LIST_DER)
+    bundle = kit.write("bundle.pem", issued.cert, kit.issuing.cert)
+    assert main(["ct", "check", bundle, "--log-list", kit.log_list()]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pinwarden: error: embedded SCT list of certificate CN=localhost")
+    assert "appears twice" in err
+
+
+def test_a_leaf_with_an_unknown_version_from_a_host_is_an_input_error(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    issued = kit.issue()
+    raw = RawLeaf(
+        issued.cert, issued.key, issued.chain, issued.root, with_version(issued.cert, 113)
+    )
+    with TLSServer(raw) as server:
+        code = main(
+            [
+                "ct",
+                "check",
+                f"localhost:{server.port}",
+                "--cafile",
+                kit.cafile,
+                "--log-list",
+                kit.log_list(),
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "leaf certificate: cryptography cannot read it: 113 is not a valid X509 version" in err
+    assert "Traceback" not in err
+
+
+def test_an_extra_certificate_with_an_unknown_version_is_skipped(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    issued = kit.issue()
+    odd = with_version(CA("odd").cert, 113)
+    elsewhere = kit.dir / "elsewhere.pem"
+    elsewhere.write_bytes(CA("unrelated root").cert_pem)  # the served chain is used
+    with TLSServer(issued, extra=[odd]) as server:
+        code, data = run_json(
+            capsys,
+            f"localhost:{server.port}",
+            "--cafile",
+            str(elsewhere),
+            "--log-list",
+            kit.log_list(),
+        )
+    assert code == 0
+    assert data["issuer_from"] == "the chain the server sent"
+    assert [s["status"] for s in data["scts"]] == ["valid", "valid"]
+
+
+def test_an_unknown_curve_in_the_log_list_is_a_bad_signature(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = TestLog("Test Odd Curve", operator="Odd")
+    point = odd.key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    curve = bytes.fromhex("06072a8648ce3d0201") + bytes.fromhex("06032a0304")  # 1.2.3.4
+    odd.spki = _tlv(0x30, _tlv(0x30, curve) + _tlv(0x03, b"\x00" + point))
+    odd.log_id = hashlib.sha256(odd.spki).digest()
+    issued = kit.issue([kit.google, odd])
+    bundle = kit.write("bundle.pem", issued.cert, issued.issuer)
+    code, data = run_json(capsys, bundle, "--log-list", kit.log_list(kit.google, odd))
+    assert code == 1
+    assert [s["status"] for s in data["scts"]] == ["valid", "bad-signature"]
+    assert "Test Odd Curve is unusable: Curve 1.2.3.4 is not supported" in data["scts"][1]["detail"]
+
+
+# --- finding the issuer ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["leaf-first", "root-first"])
+def test_issuer_file_with_a_whole_chain(
+    kit: Kit, capsys: pytest.CaptureFixture[str], order: str
+) -> None:
+    issued = kit.issue()
+    leaf = kit.write("leaf.pem", issued.cert)
+    chain = (
+        (issued.cert, kit.issuing.cert, kit.root.cert)
+        if order == "leaf-first"
+        else (kit.root.cert, kit.issuing.cert)
+    )
+    chain_file = kit.write("chain.pem", *chain)
+    code, data = run_json(capsys, leaf, "--issuer", chain_file, "--log-list", kit.log_list())
+    assert code == 0
+    assert data["issuer"]["subject"] == kit.issuing.cert.subject.rfc4514_string()
+    assert [s["status"] for s in data["scts"]] == ["valid", "valid"]
+
+
+def test_an_altered_leaf_with_its_real_issuer_is_a_bad_signature(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    issued = kit.issue()
+    changed = altered(issued.cert)
+    bundle = kit.write("altered.pem", changed, issued.issuer)
+    code = main(["ct", "check", bundle, "--log-list", kit.log_list(), "--json"])
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert code == 1
+    assert [s["status"] for s in data["scts"]] == ["bad-signature", "bad-signature"]
+    assert data["issuer_from"] == f"the bundle {bundle}"
+    assert "its signature over the certificate does not verify" in captured.err
+    leaf = kit.write("altered-leaf.pem", changed)
+    issuer = kit.write("issuer.pem", issued.issuer)
+    code = main(["ct", "check", leaf, "--issuer", issuer, "--log-list", kit.log_list(), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert {s["status"] for s in json.loads(captured.out)["scts"]} == {"bad-signature"}
+    assert "its signature over the certificate does not verify" in captured.err
+    assert "did not sign this certificate:" not in captured.err
+
+
+def test_an_altered_leaf_from_a_host_is_a_bad_signature(
+    kit: Kit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    issued = kit.issue()
+    served = dataclasses.replace(issued, cert=altered(issued.cert))
+    with TLSServer(served) as server:
+        code = main(
+            [
+                "ct",
+                "check",
+                f"localhost:{server.port}",
+                "--cafile",
+                kit.cafile,
+                "--log-list",
+                kit.log_list(),
+                "--json",
+            ]
+        )
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert code == 1
+    assert data["issuer_from"] == "the chain the server sent"
+    assert [s["status"] for s in data["scts"]] == ["bad-signature", "bad-signature"]
+    assert "its signature over the certificate does not verify" in captured.err
+
+
+def test_a_directory_named_like_the_host_is_not_a_file(
+    kit: Kit, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = kit.issue()
+    log_list, cafile = kit.log_list(), kit.cafile
+    monkeypatch.chdir(kit.dir)
+    with TLSServer(issued) as server:
+        target = f"localhost:{server.port}"
+        (kit.dir / target).mkdir()
+        code, data = run_json(capsys, target, "--cafile", cafile, "--log-list", log_list)
+    assert code == 0
+    assert data["source"] == "host"
 
 
 # --- bad input --------------------------------------------------------------------------
@@ -387,7 +750,7 @@ def test_live_server_uses_the_verified_chain(kit: Kit, capsys: pytest.CaptureFix
 def test_live_server_text(kit: Kit, capsys: pytest.CaptureFixture[str]) -> None:
     issued = kit.issue()
     with TLSServer(issued) as server:
-        main(
+        code = main(
             [
                 "ct",
                 "check",
@@ -399,6 +762,7 @@ def test_live_server_text(kit: Kit, capsys: pytest.CaptureFixture[str]) -> None:
             ]
         )
     output = capsys.readouterr().out
+    assert code == 0
     assert "issuer cert from the verified chain" in output
     assert "Chrome CT policy: compliant" in output
 
@@ -439,7 +803,14 @@ def test_unreachable_host_is_exit_3(kit: Kit, capsys: pytest.CaptureFixture[str]
 # --- the real certificate ---------------------------------------------------------------
 
 
-def _real_log_list(folder: Path, tmp_path: Path, **states: LogState) -> str:
+def _real_log_list(
+    folder: Path,
+    tmp_path: Path,
+    since: dt.datetime = dt.datetime(2025, 7, 8, tzinfo=UTC),
+    **states: LogState,
+) -> str:
+    """A list of the two real logs, usable since 2024-06-01 unless ``states`` gives an
+    operator's log another state (since ``since``)."""
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     logs = []
     for entry in manifest["logs"]:
@@ -452,7 +823,7 @@ def _real_log_list(folder: Path, tmp_path: Path, **states: LogState) -> str:
                 key=key,
                 operator=entry["operator"],
                 state=states.get(entry["operator"], LogState.USABLE),
-                state_since=dt.datetime(2025, 7, 8, tzinfo=UTC)
+                state_since=since
                 if entry["operator"] in states
                 else dt.datetime(2024, 6, 1, tzinfo=UTC),
                 url="https://ct.invalid/" + entry["operator"].lower() + "/",
@@ -499,7 +870,7 @@ def test_real_certificate_is_chrome_compliant(
     assert {line["key"]: line["found"] for line in apple["lines"]}["lifetime"] == "84 days"
 
 
-def test_real_certificate_with_a_log_retired_before_its_sct(
+def test_real_certificate_with_a_log_retired_after_its_sct(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = vectors("ct/sct-real")
@@ -531,6 +902,36 @@ def test_real_certificate_with_a_log_retired_before_its_sct(
     )
     assert code == 1
     assert {s["status"] for s in data["scts"]} == {"future-timestamp"}
+
+
+def test_real_certificate_with_a_log_retired_before_its_sct(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = vectors("ct/sct-real")
+    # DigiCert's log "retired" on 2025-07-06, before the SCTs of 2025-07-07: its SCT does
+    # not count, and one log is not enough.
+    code, data = run_json(
+        capsys,
+        str(folder / "leaf_google-cert.bin"),
+        "--issuer",
+        str(folder / "issuer_google-cert.bin"),
+        "--log-list",
+        _real_log_list(
+            folder, tmp_path, since=dt.datetime(2025, 7, 6, tzinfo=UTC), DigiCert=LogState.RETIRED
+        ),
+        "--at",
+        "2025-08-01",
+    )
+    assert code == 1
+    assert [(s["log"], s["status"]) for s in data["scts"]] == [
+        ("Google Xenon2025h2", "valid"),
+        ("DigiCert Yeti2025", "log-not-trusted-at-time"),
+    ]
+    assert "retired at 2025-07-06T00:00:00.000Z" in data["scts"][1]["detail"]
+    assert data["chrome"]["compliant"] is False
+    lines = {line["key"]: line for line in data["chrome"]["lines"]}
+    assert lines["distinct-logs"]["found"] == "1: Google Xenon2025h2 (Google)"
+    assert data["apple"]["compliant"] is False
 
 
 def test_real_certificate_without_issuer_is_undecided(

@@ -20,7 +20,7 @@ from pinwarden.ct.policy import (
     chrome_lifetime,
     undecided,
 )
-from pinwarden.ct.sct import SCT, SCTResult, SCTStatus, SignedEntryType
+from pinwarden.ct.sct import SCT, MalformedSCT, SCTResult, SCTStatus, SignedEntryType
 
 UTC = dt.timezone.utc
 NOT_BEFORE = dt.datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
@@ -56,6 +56,9 @@ def make_log(
 
 
 def sct_result(log: Log, at: dt.datetime = T0, status: SCTStatus = SCTStatus.VALID) -> SCTResult:
+    if status is SCTStatus.MALFORMED:
+        malformed = MalformedSCT(b"\x01", SignedEntryType.PRECERT, "SCT #1: version 1 (v2)", 1)
+        return SCTResult(malformed, status, None, None, malformed.error)
     sct = SCT(
         version=0,
         log_id=log.log_id,
@@ -285,6 +288,7 @@ def test_chrome_pending_and_rejected_logs_do_not_count(state: LogState) -> None:
         SCTStatus.UNKNOWN_LOG,
         SCTStatus.LOG_NOT_TRUSTED,
         SCTStatus.FUTURE_TIMESTAMP,
+        SCTStatus.MALFORMED,
     ],
 )
 def test_only_valid_scts_count(status: SCTStatus) -> None:
@@ -293,6 +297,94 @@ def test_only_valid_scts_count(status: SCTStatus) -> None:
         assert verdict.compliant is False
         assert any(f"not counted: {status.value}" in note for note in verdict.notes)
     assert line(chrome(90 * DAY, *results), "distinct-logs") == (False, "1: Argon (Google)")
+
+
+def test_a_malformed_sct_is_noted_without_log_or_time() -> None:
+    results = (sct_result(GOOGLE_A), sct_result(GOOGLE_A, status=SCTStatus.MALFORMED))
+    assert chrome(90 * DAY, *results).notes == (
+        "an undecodable SCT not counted: malformed (SCT #1: version 1 (v2))",
+    )
+
+
+def test_times_are_shown_in_utc() -> None:
+    paris = dt.timezone(dt.timedelta(hours=2))
+    now = dt.datetime(2026, 3, 1, 2, 30, tzinfo=paris)
+    verdict = audit_chrome(
+        validity(90 * DAY), [sct_result(GOOGLE_A), sct_result(CLOUDFLARE)], ALL, now
+    )
+    requirement = next(x.requirement for x in verdict.lines if x.key == "current-log")
+    assert "(2026-03-01 00:30:00Z)" in requirement
+    retired = make_log("Oak", "Let's Encrypt", LogState.RETIRED, (T0 - DAY).astimezone(paris))
+    late = chrome(
+        90 * DAY, sct_result(GOOGLE_A), sct_result(retired), logs=listed(GOOGLE_A, retired)
+    )
+    assert "retired 2026-01-09 09:00:00Z" in line(late, "distinct-logs")[1]
+
+
+# --- a time of check before the log's current state began --------------------------------
+
+
+@pytest.mark.parametrize("state", [LogState.USABLE, LogState.READONLY])
+def test_a_state_that_began_after_the_time_of_check_is_unknown(state: LogState) -> None:
+    # --at in the past: the list says the log is Usable since after that time; it may
+    # have been Qualified (counts) or still Pending (does not) then.
+    later = make_log("Nimbus", "Cloudflare", state, NOW + DAY)
+    verdict = chrome(
+        90 * DAY, sct_result(GOOGLE_A), sct_result(later), logs=listed(GOOGLE_A, later)
+    )
+    assert verdict.compliant is None
+    met, found = line(verdict, "log-states")
+    assert met is None
+    assert found == (
+        f"Nimbus (Cloudflare): {state.value} only since 2026-03-02 00:00:00Z, after the time "
+        "of check; its state then is not in the list"
+    )
+    assert verdict.summary == (
+        "Chrome CT policy: could not decide: compliant only if these logs were Qualified, "
+        "Usable or ReadOnly at the time of check: Nimbus (Cloudflare)"
+    )
+    assert line(verdict, "current-log") == (True, "1: Argon (Google)")
+    assert (
+        apple(
+            90 * DAY - SECOND, sct_result(GOOGLE_A), sct_result(later), logs=listed(GOOGLE_A, later)
+        ).compliant
+        is None
+    )
+    # The same state that began before the time of check counts.
+    earlier = make_log("Nimbus", "Cloudflare", state, NOW - DAY)
+    assert chrome(
+        90 * DAY, sct_result(GOOGLE_A), sct_result(earlier), logs=listed(GOOGLE_A, earlier)
+    ).compliant
+
+
+def test_a_log_qualified_after_the_time_of_check_was_pending() -> None:
+    later = make_log("Nimbus", "Cloudflare", LogState.QUALIFIED, NOW + DAY)
+    for audit in (audit_chrome, audit_apple):
+        verdict = audit(
+            validity(90 * DAY - SECOND),
+            [sct_result(GOOGLE_A), sct_result(later)],
+            listed(GOOGLE_A, later),
+            NOW,
+        )
+        assert verdict.compliant is False
+        met, found = line(verdict, "distinct-logs")
+        assert met is False
+        assert (
+            "Nimbus (Cloudflare): log is qualified only since 2026-03-02 00:00:00Z, after the "
+            "time of check (pending before)"
+        ) in found
+
+
+def test_a_state_that_began_after_the_time_of_check_does_not_matter_when_enough() -> None:
+    later = make_log("Nimbus", "Cloudflare", LogState.USABLE, NOW + DAY)
+    logs = listed(GOOGLE_A, DIGICERT, later)
+    verdict = chrome(
+        90 * DAY, sct_result(GOOGLE_A), sct_result(DIGICERT), sct_result(later), logs=logs
+    )
+    assert verdict.compliant is True
+    met, found = line(verdict, "log-states")
+    assert met is True
+    assert found.endswith("; the verdict is the same whatever their state")
 
 
 def test_a_log_that_signed_twice_counts_once() -> None:

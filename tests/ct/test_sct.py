@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Callable, Sequence
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,8 +19,12 @@ from hypothesis import strategies as st
 from pinwarden.ct.logs import Log, LogList, LogState, PreviousOperator
 from pinwarden.ct.sct import (
     SCT,
+    MalformedSCT,
     SCTStatus,
+    SignedEntry,
     SignedEntryType,
+    _tlv,
+    embedded_sct_items,
     embedded_scts,
     encode_sct,
     encode_sct_list,
@@ -29,13 +34,21 @@ from pinwarden.ct.sct import (
     leaf_index_extension,
     parse_sct,
     parse_sct_list,
+    parse_sct_list_items,
     signed_data,
     verify_embedded,
     verify_sct,
 )
 from pinwarden.errors import CertificateError, CTFormatError
 from pinwarden.testing import CA
-from pinwarden.testing.ct import CTIssued, TestLog, issue_with_scts, log_list_of, x509_sct
+from pinwarden.testing.ct import (
+    CTIssued,
+    TestLog,
+    issue_with_scts,
+    log_list_of,
+    timestamp_ms,
+    x509_sct,
+)
 
 UTC = dt.timezone.utc
 NOW = dt.datetime.now(UTC)
@@ -104,7 +117,7 @@ def test_unknown_extensions_are_kept_and_skipped() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (_sct_bytes(version=1), "version 1 is not supported"),
+        (_sct_bytes(version=1), "version 1 (v2) is not supported; only v1 (0)"),
         (_sct_bytes() + b"\x00", "1 unexpected trailing bytes"),
         (_sct_bytes()[:40], "truncated at byte 33: timestamp needs 8 bytes"),
         (b"", "truncated at byte 0: version"),
@@ -146,12 +159,71 @@ def test_list_of_two() -> None:
         (b"\x00\x02\x00\x00", "SCT #1 at byte 0 is 0 bytes, at least 1 required"),
         (encode_sct_list([_sct_bytes()]) + b"x", "trailing"),
         (b"\x00", "truncated"),
-        (encode_sct_list([_sct_bytes(), _sct_bytes(version=2)]), "SCT #2: version 2"),
+        (encode_sct_list([_sct_bytes(), _sct_bytes(version=2)]), "SCT #2: version 2 (v3)"),
     ],
 )
 def test_malformed_list_is_a_format_error(data: bytes, message: str) -> None:
     with pytest.raises(CTFormatError, match=re.escape(message)):
         parse_sct_list(data, entry_type=PRECERT)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x00\x00", "the list is empty"),
+        (b"\x00\x02\x00\x00", "SCT #1 at byte 0 is 0 bytes, at least 1 required"),
+        (encode_sct_list([_sct_bytes()]) + b"x", "trailing"),
+        (b"\x00", "truncated"),
+        (encode_sct_list([_sct_bytes()])[:-1], "truncated"),
+    ],
+    ids=["empty", "empty-sct", "trailing", "short", "cut"],
+)
+def test_list_framing_errors_stay_fatal_item_by_item(data: bytes, message: str) -> None:
+    # Without trustworthy framing no SCT boundary can be found: the whole list fails.
+    with pytest.raises(CTFormatError, match=re.escape(message)):
+        parse_sct_list_items(data, entry_type=PRECERT)
+
+
+SCT_BYTES_TIME = dt.datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "log_id", "timestamp"),
+    [
+        (_sct_bytes(version=1), "SCT #2: version 1 (v2) is not supported; only v1 (0)", None, None),
+        (
+            _sct_bytes(extensions=b"\x05\x00"),
+            "SCT #2: extensions: truncated",
+            LOG_ID,
+            SCT_BYTES_TIME,
+        ),
+        (
+            _sct_bytes(extensions=leaf_index_extension(1) * 2),
+            "SCT #2: extension type 0 appears twice",
+            LOG_ID,
+            SCT_BYTES_TIME,
+        ),
+        (_sct_bytes() + b"\x00", "SCT #2: 1 unexpected trailing bytes", LOG_ID, SCT_BYTES_TIME),
+        (_sct_bytes()[:40], "SCT #2: truncated at byte 33: timestamp", LOG_ID, None),
+    ],
+    ids=["unknown-version", "bad-extensions", "duplicate-leaf-index", "trailing", "cut"],
+)
+def test_an_undecodable_sct_in_a_good_list_is_kept_as_malformed(
+    bad: bytes, error: str, log_id: bytes | None, timestamp: dt.datetime | None
+) -> None:
+    good = _sct_bytes(timestamp=5)
+    items = parse_sct_list_items(encode_sct_list([good, bad, good]), entry_type=PRECERT)
+    assert [type(i) for i in items] == [SCT, MalformedSCT, SCT]
+    malformed = items[1]
+    assert isinstance(malformed, MalformedSCT)
+    assert malformed.error.startswith(error)
+    assert malformed.raw == bad
+    assert malformed.entry_type is PRECERT
+    # Only a v1 SCT's fields are read past the version; they name the log that signed.
+    assert (malformed.log_id, malformed.timestamp) == (log_id, timestamp)
+    # The strict parser still refuses the list, naming the SCT.
+    with pytest.raises(CTFormatError, match=re.escape(f"SCT list: {error}")):
+        parse_sct_list(encode_sct_list([good, bad]), entry_type=PRECERT)
 
 
 @given(st.binary(max_size=300))
@@ -161,7 +233,8 @@ def test_arbitrary_bytes_raise_only_format_errors(data: bytes) -> None:
 
 def _parse_or_reject(data: bytes) -> None:
     """Parsing either fails with a CTFormatError or accepts bytes that re-encode exactly
-    (the encoding has one form, so nothing accepted can have been misread)."""
+    (the encoding has one form, so nothing accepted can have been misread). Item by item,
+    the list's SCTs are exactly what the strict parsers make of each one's bytes."""
     try:
         sct = parse_sct(data, entry_type=PRECERT)
     except CTFormatError:
@@ -174,6 +247,18 @@ def _parse_or_reject(data: bytes) -> None:
         pass
     else:
         assert encode_sct_list(scts) == data
+    try:
+        items = parse_sct_list_items(data, entry_type=PRECERT)
+    except CTFormatError:
+        return
+    assert encode_sct_list([item.raw for item in items]) == data
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, SCT):
+            assert parse_sct(item.raw, entry_type=PRECERT) == item
+        else:
+            with pytest.raises(CTFormatError) as info:
+                parse_sct(item.raw, entry_type=PRECERT, what=f"SCT #{number}")
+            assert str(info.value) == item.error
 
 
 @given(st.binary(min_size=1, max_size=200), st.integers(0, 199), st.integers(0, 7))
@@ -270,7 +355,7 @@ def _verdicts(
 def test_ecdsa_and_rsa_logs_verify(issued: CTIssued, ec_log: TestLog, rsa_log: TestLog) -> None:
     results = verify_embedded(issued.cert, issued.issuer, log_list_of([ec_log, rsa_log]), NOW)
     assert [r.status for r in results] == [SCTStatus.VALID, SCTStatus.VALID]
-    assert [r.sct.signature_algorithm for r in results] == [3, 1]
+    assert [r.sct.signature_algorithm for r in results if isinstance(r.sct, SCT)] == [3, 1]
     assert [r.operator for r in results] == ["Argon Inc", "Xenon Ltd"]
     assert [r.log.description if r.log else None for r in results] == ["Test Argon", "Test Xenon"]
     assert all(r.valid for r in results)
@@ -533,6 +618,248 @@ def test_tiled_log_leaf_index(ca: CA) -> None:
     assert _verdicts(second, second.issuer, tiled) == [SCTStatus.VALID]
 
 
+def _embedding(
+    ca: CA,
+    sign: Callable[[SignedEntry, int], Sequence[bytes]],
+    *extensions: x509.ExtensionType,
+) -> x509.Certificate:
+    """A certificate by ``ca`` with ``extensions`` and the SCTs ``sign`` makes over its
+    precertificate entry at an hour ago (``sign(entry, timestamp_ms)``)."""
+    start = NOW - dt.timedelta(days=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "embedded.example")]))
+        .issuer_name(ca.cert.subject)
+        .public_key(ca.key.public_key())
+        .serial_number(11)
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=90))
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    entry = SignedEntry.precert(
+        builder.sign(ca.key, hashes.SHA256()).tbs_certificate_bytes, issuer_key_hash(ca.cert)
+    )
+    scts = sign(entry, timestamp_ms(NOW - dt.timedelta(hours=1)))
+    return builder.add_extension(_sct_extension(encode_sct_list(scts)), critical=False).sign(
+        ca.key, hashes.SHA256()
+    )
+
+
+def _sct_extension(sct_list: bytes) -> x509.UnrecognizedExtension:
+    return x509.UnrecognizedExtension(
+        ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS, _tlv(0x04, sct_list)
+    )
+
+
+def test_an_undecodable_sct_is_malformed_and_the_others_still_verify(
+    ca: CA, ec_log: TestLog, rsa_log: TestLog
+) -> None:
+    def sign(entry: SignedEntry, when: int) -> list[bytes]:
+        good = [ec_log.sign_sct(entry, when), rsa_log.sign_sct(entry, when)]
+        v2 = b"\x01" + good[1][1:]
+        bad_extensions = ec_log.sign_sct(entry, when, extensions=b"\x05\x00")
+        return [good[0], v2, good[1], bad_extensions]
+
+    cert = _embedding(ca, sign)
+    results = verify_embedded(cert, ca.cert, log_list_of([ec_log, rsa_log]), NOW)
+    assert [r.status for r in results] == [
+        SCTStatus.VALID,
+        SCTStatus.MALFORMED,
+        SCTStatus.VALID,
+        SCTStatus.MALFORMED,
+    ]
+    unknown_version, bad_extensions = results[1], results[3]
+    assert isinstance(unknown_version.sct, MalformedSCT)
+    assert unknown_version.detail == "SCT #2: version 1 (v2) is not supported; only v1 (0)"
+    assert (unknown_version.log, unknown_version.operator) == (None, None)
+    assert not unknown_version.valid
+    # A v1 SCT with bad extensions still names its log.
+    assert bad_extensions.detail.startswith("SCT #4: extensions: truncated")
+    assert bad_extensions.log == ec_log.as_log()
+    assert bad_extensions.operator == "Argon Inc"
+    # The strict reader refuses the same list, naming the certificate and the SCT.
+    with pytest.raises(CTFormatError, match=r"embedded\.example: SCT #2: version 1 \(v2\)"):
+        embedded_scts(cert)
+    assert [type(i) for i in embedded_sct_items(cert)] == [SCT, MalformedSCT, SCT, MalformedSCT]
+
+
+def test_a_malformed_sct_needs_no_issuer(ca: CA, ec_log: TestLog) -> None:
+    cert = _embedding(ca, lambda entry, when: [b"\x07" + ec_log.sign_sct(entry, when)[1:]])
+    [item] = embedded_sct_items(cert)
+    result = verify_sct(item, cert, issuer=None, log_list=log_list_of([ec_log]), now=NOW)
+    assert result.status is SCTStatus.MALFORMED
+
+
+# An OID of the same DER length as the one it stands in for: the DER stays well formed
+# when one replaces the other, so a certificate can carry an extension twice.
+_PLACEHOLDER = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.9")
+_PLACEHOLDER_DER = bytes.fromhex("060a2b06010401d679020409")
+_OTHER = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.8")
+_OTHER_DER = bytes.fromhex("060a2b06010401d679020408")
+_SCT_LIST_DER = bytes.fromhex("060a2b06010401d679020402")
+_POISON_DER = bytes.fromhex("060a2b06010401d679020403")
+_ECDSA_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")
+
+
+def _resigned(tbs: bytes, ca: CA) -> x509.Certificate:
+    """A certificate of ``tbs`` signed by ``ca`` (EC): builders refuse duplicates."""
+    assert isinstance(ca.key, ec.EllipticCurvePrivateKey)
+    signature = ca.key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    der = _tlv(0x30, tbs + _ECDSA_SHA256 + _tlv(0x03, b"\x00" + signature))
+    return x509.load_der_x509_certificate(der)
+
+
+def _duplicating(cert: x509.Certificate, ca: CA, oid_der: bytes) -> x509.Certificate:
+    return _resigned(cert.tbs_certificate_bytes.replace(_PLACEHOLDER_DER, oid_der), ca)
+
+
+def test_a_duplicated_other_extension_does_not_stop_verification(
+    ca: CA, ec_log: TestLog, rsa_log: TestLog
+) -> None:
+    # cryptography refuses to give the TBS without the SCT list when any extension is
+    # duplicated; the logs signed the TBS with the duplicate, and it verifies.
+    twice = [
+        x509.UnrecognizedExtension(_OTHER, b"\x05\x00"),
+        x509.UnrecognizedExtension(_PLACEHOLDER, b"\x05\x00"),
+    ]
+
+    def sign(entry: SignedEntry, when: int) -> list[bytes]:
+        tbs = entry.data.replace(_PLACEHOLDER_DER, _OTHER_DER)
+        real = SignedEntry.precert(tbs, entry.issuer_key_hash)
+        return [ec_log.sign_sct(real, when), rsa_log.sign_sct(real, when)]
+
+    cert = _duplicating(_embedding(ca, sign, *twice), ca, _OTHER_DER)
+    with pytest.raises(x509.DuplicateExtension):
+        _ = cert.extensions
+    results = verify_embedded(cert, ca.cert, log_list_of([ec_log, rsa_log]), NOW)
+    assert [r.status for r in results] == [SCTStatus.VALID] * 2
+
+
+def test_a_duplicated_sct_list_is_a_format_error(ca: CA, ec_log: TestLog) -> None:
+    def sign(entry: SignedEntry, when: int) -> list[bytes]:
+        return [ec_log.sign_sct(entry, when)]
+
+    sct_list = _tlv(0x04, encode_sct_list([_sct_bytes()]))
+    second = x509.UnrecognizedExtension(_PLACEHOLDER, sct_list)
+    cert = _duplicating(_embedding(ca, sign, second), ca, _SCT_LIST_DER)
+    message = (
+        "embedded SCT list of certificate CN=embedded.example: the SCT list extension "
+        "(1.3.6.1.4.1.11129.2.4.2) appears twice"
+    )
+    for read in (embedded_scts, embedded_sct_items):
+        with pytest.raises(CTFormatError, match=re.escape(message)):
+            read(cert)
+    with pytest.raises(CTFormatError, match="appears twice"):
+        verify_embedded(cert, ca.cert, log_list_of([ec_log]), NOW)
+
+
+def test_a_duplicated_poison_is_a_format_error(ca: CA) -> None:
+    now = dt.datetime(2025, 1, 1, tzinfo=UTC)
+    precert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "poisoned")]))
+        .issuer_name(ca.cert.subject)
+        .public_key(ca.key.public_key())
+        .serial_number(43)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.PrecertPoison(), critical=True)
+        .add_extension(x509.UnrecognizedExtension(_PLACEHOLDER, b"\x05\x00"), critical=True)
+        .sign(ca.key, hashes.SHA256())
+    )
+    twice = _duplicating(precert, ca, _POISON_DER)
+    with pytest.raises(CTFormatError, match=r"precertificate poison extension .* appears twice"):
+        entry_of(twice, PRECERT, bytes(32))
+
+
+def _ec_spki_on_unknown_curve(log: TestLog) -> bytes:
+    point = log.key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    algorithm = _tlv(0x30, bytes.fromhex("06072a8648ce3d0201") + bytes.fromhex("06032a0304"))
+    return _tlv(0x30, algorithm + _tlv(0x03, b"\x00" + point))
+
+
+def test_a_log_key_on_an_unknown_curve_is_a_bad_signature(
+    issued: CTIssued, ec_log: TestLog
+) -> None:
+    # cryptography raises UnsupportedAlgorithm (neither ValueError nor TypeError) for it.
+    log = dataclasses.replace(ec_log.as_log(), key=_ec_spki_on_unknown_curve(ec_log))
+    result = verify_embedded(issued.cert, issued.issuer, log_list_of([log]), NOW)[0]
+    assert result.status is SCTStatus.BAD_SIGNATURE
+    assert "unusable: Curve 1.2.3.4 is not supported" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (ec.generate_private_key(ec.SECP384R1()), "an ECDSA key on secp384r1"),
+        (rsa.generate_private_key(65537, 1024), "an RSA key of 1024 bits"),
+    ],
+    ids=["p384", "rsa-1024"],
+)
+def test_a_log_key_rfc6962_does_not_allow_is_a_bad_signature(
+    ca: CA, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, message: str
+) -> None:
+    # The signatures are genuine: only the key is not one a CT log may use (RFC 6962
+    # section 2.1.4: ECDSA on NIST P-256, or RSA of at least 2048 bits).
+    log = TestLog("Odd Key", key=key)
+    cert = issue_with_scts(ca, "example.com", [log])
+    result = verify_embedded(cert.cert, cert.issuer, log_list_of([log]), NOW)[0]
+    assert result.status is SCTStatus.BAD_SIGNATURE
+    assert f"the log list's key for Odd Key is unusable: {message}" in result.detail
+    assert "RFC 6962 section 2.1.4" in result.detail
+
+
+# --- names cryptography decodes lazily and cannot read ---------------------------------------
+
+
+def _unreadable_subject(ca: CA, serial: int, *extensions: x509.ExtensionType) -> x509.Certificate:
+    """A certificate whose subject cryptography raises TypeError for: a BIT STRING value
+    under an OID (CN) that must hold a string."""
+    from cryptography.x509.name import _ASN1Type
+
+    now = dt.datetime(2025, 1, 1, tzinfo=UTC)
+    unique = x509.NameAttribute(
+        NameOID.X500_UNIQUE_IDENTIFIER, b"\x00\x01", _type=_ASN1Type.BitString
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([unique]))
+        .issuer_name(ca.cert.subject)
+        .public_key(ca.key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    tbs = builder.sign(ca.key, hashes.SHA256()).tbs_certificate_bytes
+    cert = _resigned(tbs.replace(bytes.fromhex("060355042d"), bytes.fromhex("0603550403")), ca)
+    with pytest.raises(TypeError):
+        _ = cert.subject
+    return cert
+
+
+def test_an_unreadable_subject_does_not_hide_the_sct_error(ca: CA) -> None:
+    cert = _unreadable_subject(ca, 0x51, _sct_extension(b"\x00\x00"))
+    with pytest.raises(CTFormatError, match="certificate with serial 0x51: the list is empty"):
+        embedded_scts(cert)
+
+
+def test_an_unreadable_issuer_name_is_skipped_or_described(
+    issued: CTIssued, ca: CA, ec_log: TestLog, rsa_log: TestLog
+) -> None:
+    unreadable = _unreadable_subject(CA("other"), 0x52)
+    assert find_issuer(issued.cert, [unreadable, ca.cert]) == ca.cert
+    assert find_issuer(issued.cert, [unreadable], by_name=True) is None
+    # Verified against it: a bad signature whose detail names it by serial.
+    results = verify_embedded(issued.cert, unreadable, log_list_of([ec_log, rsa_log]), NOW)
+    assert [r.status for r in results] == [SCTStatus.BAD_SIGNATURE] * 2
+    assert "the issuer with serial 0x52 did not sign this certificate" in results[0].detail
+
+
 # --- X509 SCTs, precertificates, certificates without SCTs ----------------------------------
 
 
@@ -643,3 +970,36 @@ def test_find_issuer(issued: CTIssued, ca: CA) -> None:
     assert find_issuer(issued.cert, [impostor.cert, issued.root]) is None
     assert find_issuer(ca.cert, candidates) == issued.root
     assert find_issuer(issued.cert, []) is None
+
+
+def test_find_issuer_by_name(issued: CTIssued, ca: CA) -> None:
+    impostor = CA("sct test issuing CA")  # the issuer's name, another key
+    # A candidate that signed wins over an earlier one that only has the name.
+    assert find_issuer(issued.cert, [impostor.cert, ca.cert], by_name=True) == ca.cert
+    assert find_issuer(issued.cert, [issued.root, impostor.cert], by_name=True) == impostor.cert
+    assert find_issuer(issued.cert, [issued.root], by_name=True) is None
+
+
+def test_poison_between_other_extensions_is_removed(ca: CA) -> None:
+    now = dt.datetime(2025, 1, 1, tzinfo=UTC)
+
+    def build(poison: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "m" * 60)]))
+            .issuer_name(ca.cert.subject)
+            .public_key(ca.key.public_key())
+            .serial_number(5)
+            .not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("a" * 60 + ".example")] * 3), False
+            )
+        )
+        if poison:
+            builder = builder.add_extension(x509.PrecertPoison(), critical=True)
+        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+        return builder.sign(ca.key, hashes.SHA256())
+
+    # Long enough that the re-encoded lengths take more than one byte.
+    assert entry_of(build(True), PRECERT, bytes(32)).data == build(False).tbs_certificate_bytes

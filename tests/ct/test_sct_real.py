@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from conftest import vectors
 from pinwarden.ct.logs import Log, LogList, LogState, log_id_of
 from pinwarden.ct.sct import (
+    SCT,
     SCTStatus,
     SignedEntryType,
     embedded_scts,
@@ -97,6 +98,7 @@ def test_both_embedded_scts_verify(real: Real) -> None:
     ]
     for result, entry in zip(results, real.manifest["logs"], strict=True):
         sct = result.sct
+        assert isinstance(sct, SCT)
         assert base64.b64encode(sct.log_id).decode() == entry["log_id_b64"]
         expected = dt.datetime.fromisoformat(entry["sct_timestamp"]).replace(tzinfo=UTC)
         assert sct.timestamp == expected
@@ -150,6 +152,20 @@ def test_flipped_bit_in_the_tbs_fails_both(real: Real) -> None:
     results = verify_embedded(altered, real.issuer, real.log_list(), AT)
     assert [r.status for r in results] == [SCTStatus.BAD_SIGNATURE] * 2
     assert "altered" in results[0].detail
+
+
+def test_a_subject_cryptography_cannot_decode_is_no_crash(real: Real) -> None:
+    # Found by fuzzing: the subject CN's UTF8String tag becomes BIT STRING, and
+    # cryptography raises TypeError (not ValueError) when the subject is read.
+    at = real.leaf_der.index(bytes.fromhex("06035504030c0c") + b"*.google.com") + 5
+    altered = _flip(real.leaf_der, at, 0x0C ^ 0x03)
+    with pytest.raises(TypeError):
+        _ = altered.subject
+    results = verify_embedded(altered, real.issuer, real.log_list(), AT)
+    assert [r.status for r in results] == [SCTStatus.BAD_SIGNATURE] * 2
+    assert "the issuer CN=WR2,O=Google Trust Services,C=US did not sign" in results[0].detail
+    assert find_issuer(altered, [real.issuer]) is None
+    assert find_issuer(altered, [real.issuer], by_name=True) == real.issuer
 
 
 def test_flipped_bit_in_an_sct_signature_fails_that_sct(real: Real) -> None:

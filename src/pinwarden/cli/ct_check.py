@@ -21,7 +21,7 @@ from pinwarden.cli._output import emit_json, err, out, printable
 from pinwarden.cli.ct import ct_app
 from pinwarden.cli.ct_loglist import LOG_LIST_HELP, load_for_cli
 from pinwarden.cli.pin import _read
-from pinwarden.ct.logs import LogList
+from pinwarden.ct.logs import Log, LogList
 from pinwarden.ct.policy import (
     AUDIT_NOTE,
     PolicyVerdict,
@@ -30,7 +30,16 @@ from pinwarden.ct.policy import (
     chrome_lifetime,
     undecided,
 )
-from pinwarden.ct.sct import SCT, SCTResult, SCTStatus, embedded_scts, find_issuer, verify_embedded
+from pinwarden.ct.sct import (
+    SCT,
+    MalformedSCT,
+    SCTResult,
+    SCTStatus,
+    embedded_sct_items,
+    find_issuer,
+    verify_embedded,
+    verify_sct,
+)
 from pinwarden.errors import CertificateError, InputError
 from pinwarden.probe import parse_target, probe
 
@@ -53,9 +62,9 @@ class _Subject:
 @dataclass(frozen=True)
 class _Row:
     """One embedded SCT as shown: its verdict, or only what the log list says of it when
-    it could not be verified (no issuer)."""
+    it could not be verified (no issuer). A malformed SCT may lack a log ID and a time."""
 
-    sct: SCT
+    sct: SCT | MalformedSCT
     result: SCTResult | None
     log_list: LogList
 
@@ -69,31 +78,50 @@ class _Row:
             return self.result.detail
         return "needs the issuer certificate (--issuer FILE)"
 
+    @property
+    def log(self) -> Log | None:
+        return self.log_list.by_id(self.sct.log_id) if self.sct.log_id is not None else None
+
+    @property
+    def leaf_index(self) -> int | None:
+        return self.sct.leaf_index if isinstance(self.sct, SCT) else None
+
     def to_json(self, index: int) -> dict[str, object]:
-        log = self.log_list.by_id(self.sct.log_id)
+        log, sct = self.log, self.sct
         return {
             "index": index,
-            "log_id": base64.b64encode(self.sct.log_id).decode("ascii"),
+            "log_id": _b64(sct.log_id) if sct.log_id is not None else None,
             "log": log.description if log else None,
-            "operator": log.operator_at(self.sct.timestamp) if log else None,
+            "operator": log.operator_at(sct.timestamp)
+            if log and sct.timestamp is not None
+            else None,
             "log_state": log.state.value if log and log.state else None,
             "log_state_since": _iso(log.state_since) if log and log.state_since else None,
             "log_api": ("static-ct-api" if log.tiled else "rfc6962") if log else None,
-            "timestamp": _iso(self.sct.timestamp),
-            "leaf_index": self.sct.leaf_index,
+            "timestamp": _iso(sct.timestamp) if sct.timestamp is not None else None,
+            "leaf_index": self.leaf_index,
             "status": self.status,
             "detail": self.detail,
         }
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+# What cryptography raises for a certificate it cannot load: InvalidVersion (a version
+# field other than v1 or v3) is not a ValueError.
+_UNREADABLE = (ValueError, x509.InvalidVersion)
+
+
 def _certificate(der: bytes, what: str) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except _UNREADABLE as exc:
         raise CertificateError(f"{what}: cryptography cannot read it: {exc}") from None
 
 
@@ -106,17 +134,36 @@ def _certificates(path: str) -> list[x509.Certificate]:
 
 
 def _is_file(target: str) -> bool:
-    if Path(target).exists():
+    if Path(target).is_file():
         return True
     if "/" in target or "\\" in target or target.lower().endswith(_FILE_SUFFIXES):
         raise InputError(f"{target}: no such file (give HOST[:PORT] or an existing file)")
     return False
 
 
+def _issuer_among(
+    leaf: x509.Certificate, candidates: list[x509.Certificate], where: str
+) -> x509.Certificate | None:
+    """The candidate that signed ``leaf``; else one that its issuer name names, with a
+    warning: an altered leaf no longer verifies under its real issuer, and checking its
+    SCTs against that issuer shows them as bad rather than leaving them unverified."""
+    issuer = find_issuer(leaf, candidates)
+    if issuer is None:
+        issuer = find_issuer(leaf, candidates, by_name=True)
+        if issuer is not None:
+            err().print(
+                f"warning: the issuer in {printable(where)} has the name this certificate "
+                "names, but its signature over the certificate does not verify (was the "
+                "certificate altered?); its SCTs are checked against that issuer",
+                markup=False,
+            )
+    return issuer
+
+
 def _from_file(path: str) -> _Subject:
     certs = _certificates(path)
     leaf = certs[0]
-    issuer = find_issuer(leaf, certs[1:])
+    issuer = _issuer_among(leaf, certs[1:], path)
     return _Subject(
         leaf,
         CertInfo.from_certificate(leaf, "leaf"),
@@ -150,9 +197,9 @@ def _from_host(
     for info in chain[1:]:
         try:
             candidates.append(x509.load_der_x509_certificate(info.der))
-        except ValueError:
+        except _UNREADABLE:
             continue  # a server may send anything; an unreadable extra is no issuer
-    issuer = find_issuer(leaf, candidates)
+    issuer = _issuer_among(leaf, candidates, where)
     return _Subject(leaf, chain[0], issuer, where if issuer is not None else None, "host")
 
 
@@ -171,7 +218,8 @@ def ct_check_command(
         typer.Option(
             "--issuer",
             metavar="FILE",
-            help="The issuer's certificate (embedded SCTs sign the issuer's key hash).",
+            help="The issuer's certificate (embedded SCTs sign the issuer's key hash); in a "
+            "chain file, the certificate that signed the leaf is used.",
         ),
     ] = None,
     log_list_source: Annotated[
@@ -206,6 +254,9 @@ def ct_check_command(
     ssl module does not expose them). A HOST is probed and its verified chain gives the
     issuer; for a file, the issuer comes from --issuer or from the rest of the bundle.
 
+    An SCT that cannot be decoded (an unknown version, malformed extensions) is shown as
+    malformed and does not count; as in Chromium, the other SCTs still do.
+
     Exit 0 when both policies are met, 1 when one is not or an SCT has a bad signature,
     3 when it could not be decided (no issuer, or no handshake).
     """
@@ -218,19 +269,20 @@ def ct_check_command(
         check_timeout(timeout)
         subject = _from_host(target, servername, connect, cafile, timeout)
     if issuer_file is not None:
-        given = _certificates(issuer_file)[0]
-        if find_issuer(subject.leaf, [given]) is None:
-            err().print(
-                f"warning: {printable(issuer_file)} did not sign this certificate: its "
-                "SCTs will not verify against it",
-                markup=False,
+        subject = _with_issuer_file(subject, issuer_file)
+    scts = embedded_sct_items(subject.leaf)
+    if subject.issuer is None and any(isinstance(s, SCT) for s in scts):
+        # Without the issuer the SCTs cannot be verified; a malformed one needs no issuer.
+        rows = [
+            _Row(
+                sct,
+                verify_sct(sct, subject.leaf, issuer=None, log_list=log_list, now=now),
+                log_list,
             )
-        subject = _Subject(
-            subject.leaf, subject.leaf_info, given, f"--issuer {issuer_file}", subject.source
-        )
-    scts = embedded_scts(subject.leaf)
-    if scts and subject.issuer is None:
-        rows = [_Row(sct, None, log_list) for sct in scts]
+            if isinstance(sct, MalformedSCT)
+            else _Row(sct, None, log_list)
+            for sct in scts
+        ]
         reason = (
             "no issuer certificate (the SCTs sign its key hash): give it with --issuer FILE"
             + (", or after the leaf in the file" if subject.source == "file" else "")
@@ -246,6 +298,22 @@ def ct_check_command(
     else:
         _show(subject, log_list, rows, (chrome, apple), now)
     raise typer.Exit(_exit_status(rows, chrome, apple))
+
+
+def _with_issuer_file(subject: _Subject, path: str) -> _Subject:
+    """``subject`` with its issuer from ``path``: the certificate there that signed the
+    leaf (a full chain file may hold the leaf and the root too), else one its issuer name
+    names, else the first, with a warning."""
+    certs = _certificates(path)
+    given = _issuer_among(subject.leaf, certs, path)
+    if given is None:
+        given = certs[0]
+        err().print(
+            f"warning: {printable(path)} did not sign this certificate: its SCTs will not "
+            "verify against it",
+            markup=False,
+        )
+    return _Subject(subject.leaf, subject.leaf_info, given, f"--issuer {path}", subject.source)
 
 
 def _exit_status(rows: list[_Row], chrome: PolicyVerdict, apple: PolicyVerdict) -> int:
@@ -312,6 +380,7 @@ _STATUS_STYLE = {
     "unknown-log": "yellow",
     "log-not-trusted-at-time": "yellow",
     "future-timestamp": "yellow",
+    "malformed": "yellow",
     "unverified": "magenta",
 }
 
@@ -369,24 +438,30 @@ def _show(
 
 
 def _show_row(console: Console, index: int, row: _Row) -> None:
-    sct = row.sct
-    log = row.log_list.by_id(sct.log_id)
-    log_id = base64.b64encode(sct.log_id).decode("ascii")
-    if log is None:
-        console.print(f"  [{index}] unknown log {log_id}")
+    sct, log = row.sct, row.log
+    if sct.log_id is None:
+        console.print(f"  [{index}] undecodable SCT ({len(sct.raw)} bytes)")
+    elif log is None:
+        console.print(f"  [{index}] unknown log {_b64(sct.log_id)}")
     else:
         state = log.state.value if log.state else "no state in the list"
         since = f" since {log.state_since:%Y-%m-%d}" if log.state and log.state_since else ""
         api = "static-ct-api" if log.tiled else "RFC 6962"
-        console.print(
-            f"  [{index}] [bold]{_text(log.description)}[/bold] — operator "
-            f"{_text(log.operator_at(sct.timestamp))}, {state}{since}, {api}"
+        operator = (
+            f" — operator {_text(log.operator_at(sct.timestamp))}"
+            if sct.timestamp is not None
+            else ""
         )
-    stamp = f"{sct.timestamp:%Y-%m-%d %H:%M:%S}.{sct.timestamp_ms % 1000:03d}Z"
-    index_text = f", leaf index {sct.leaf_index}" if sct.leaf_index is not None else ""
-    console.print(f"      logged {stamp}{index_text}")
+        console.print(
+            f"  [{index}] [bold]{_text(log.description)}[/bold]{operator}, {state}{since}, {api}"
+        )
+    if sct.timestamp is not None:
+        stamp = f"{sct.timestamp:%Y-%m-%d %H:%M:%S}.{sct.timestamp.microsecond // 1000:03d}Z"
+        index_text = f", leaf index {row.leaf_index}" if row.leaf_index is not None else ""
+        console.print(f"      logged {stamp}{index_text}")
     style = _STATUS_STYLE.get(row.status, "bold")
-    console.print(f"      signature [{style}]{row.status}[/{style}]: {_text(row.detail)}")
+    label = "SCT" if isinstance(sct, MalformedSCT) else "signature"
+    console.print(f"      {label} [{style}]{row.status}[/{style}]: {_text(row.detail)}")
 
 
 def _show_verdict(console: Console, verdict: PolicyVerdict) -> None:

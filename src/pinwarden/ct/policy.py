@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from cryptography import x509
 
 from pinwarden.ct.logs import Log, LogList, LogState
-from pinwarden.ct.sct import SCTResult
+from pinwarden.ct.sct import SCT, SCTResult
 
 __all__ = [
     "AUDIT_NOTE",
@@ -130,22 +130,36 @@ _TITLE: dict[PolicyName, str] = {"chrome": "Chrome CT policy", "apple": "Apple C
 
 @dataclass(frozen=True)
 class _Standing:
-    """How a policy sees the log of a valid SCT at the time of check."""
+    """How a policy sees the log of a valid SCT at the time of check. ``why`` says why an
+    ``excluded`` or ``unknown`` log is so, when it is not plain from its state."""
 
     kind: Literal["current", "retired", "excluded", "unknown"]
     retired_at: datetime | None = None
+    why: str | None = None
 
 
 def _standing(log: Log, now: datetime) -> _Standing:
-    if log.state is None:
-        return _Standing("unknown")
-    if log.state is LogState.RETIRED:
+    """The log's standing at ``now`` from the one state a list gives: the current one,
+    with the time it began (``state_since``)."""
+    state, since = log.state, log.state_since
+    if state is None:
+        return _Standing("unknown", why="no state in the list")
+    if state is LogState.RETIRED:
         # A log retired after the time of check was not retired yet (Chromium's
         # IsLogDisqualified: current_time >= disqualification_date).
-        if log.state_since is not None and now < log.state_since:
+        if since is not None and now < since:
             return _Standing("current")
-        return _Standing("retired", log.state_since)
-    if log.state in _CURRENT:
+        return _Standing("retired", since)
+    if state in _CURRENT and since is not None and now < since:
+        # The state began after the time of check (--at in the past), and the list does
+        # not say what the log was before. A log enters Qualified only from Pending, so it
+        # did not count then; Usable or ReadOnly come after Qualified, but when that was
+        # is not in the list: the log may still have been Pending.
+        began = f"{state.value} only since {_day(since)}, after the time of check"
+        if state is LogState.QUALIFIED:
+            return _Standing("excluded", why=f"log is {began} (pending before)")
+        return _Standing("unknown", why=f"{began}; its state then is not in the list")
+    if state in _CURRENT:
         return _Standing("current")
     return _Standing("excluded")
 
@@ -156,22 +170,27 @@ class _Valid:
     log: Log
     operator: str
     standing: _Standing
+    sct: SCT
 
     @property
     def time(self) -> datetime:
-        return self.result.sct.timestamp
+        return self.sct.timestamp
 
     def name(self) -> str:
         return f"{self.log.description} ({self.operator})"
+
+    def left_out(self) -> str:
+        """Why an excluded log's SCT does not count."""
+        state = self.log.state.value if self.log.state else "no state"
+        return f"{self.name()}: {self.standing.why or f'log is {state}'}"
 
 
 def _valid_scts(results: Sequence[SCTResult], now: datetime) -> list[_Valid]:
     found = []
     for r in results:
-        if r.valid and r.log is not None:
-            found.append(
-                _Valid(r, r.log, r.log.operator_at(r.sct.timestamp), _standing(r.log, now))
-            )
+        if r.valid and r.log is not None and isinstance(r.sct, SCT):
+            operator = r.log.operator_at(r.sct.timestamp)
+            found.append(_Valid(r, r.log, operator, _standing(r.log, now), r.sct))
     return sorted(found, key=lambda v: (v.time, v.log.description))
 
 
@@ -193,7 +212,7 @@ def _distinct_logs(scts: Sequence[_Valid]) -> list[_Valid]:
 
 
 def _day(when: datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M:%S}Z"
+    return f"{when.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}Z"
 
 
 def _duration(delta: timedelta) -> str:
@@ -207,10 +226,15 @@ def _notes(results: Sequence[SCTResult], log_list: LogList, policy: str) -> list
     notes = []
     for r in results:
         if not r.valid:
-            who = r.log.description if r.log is not None else "an unknown log"
+            when = f" at {_day(r.sct.timestamp)}" if r.sct.timestamp is not None else ""
+            if r.log is not None:
+                which = f"SCT from {r.log.description}{when}"
+            elif r.sct.log_id is None:
+                which = "an undecodable SCT"
+            else:
+                which = f"SCT from an unknown log{when}"
             notes.append(
-                f"SCT from {who} at {_day(r.sct.timestamp)} not counted: {r.status.value}"
-                + (f" ({r.detail})" if r.detail else "")
+                f"{which} not counted: {r.status.value}" + (f" ({r.detail})" if r.detail else "")
             )
     if log_list.kind != policy:
         notes.append(
@@ -252,7 +276,7 @@ def _decide(
         assumed = [
             v
             if v.standing.kind != "unknown"
-            else _Valid(v.result, v.log, v.operator, _Standing("current"))
+            else _Valid(v.result, v.log, v.operator, _Standing("current"), v.sct)
             for v in valid
         ]
         lenient = evaluate(assumed)
@@ -260,9 +284,9 @@ def _decide(
         lines.append(
             PolicyLine(
                 "log-states",
-                "the state of each log that signed a valid SCT, from the log list",
-                "no state in the list for "
-                + _names(unknown)
+                "the state at the time of check of each log that signed a valid SCT, from "
+                "the log list",
+                _unknown_states(unknown)
                 + ("; the verdict is the same whatever their state" if decided else ""),
                 True if decided else None,
             )
@@ -276,14 +300,22 @@ def _decide(
         )
     elif compliant is None:
         summary = (
-            f"{title}: could not decide: compliant only if these logs are Qualified, "
-            f"Usable or ReadOnly: {_names(unknown)}"
+            f"{title}: could not decide: compliant only if these logs were Qualified, "
+            f"Usable or ReadOnly at the time of check: {_names(unknown)}"
         )
     elif compliant:
         summary = f"{title}: compliant ({strict.headline})"
     else:
         summary = f"{title}: NOT compliant: " + "; ".join(strict.failures)
     return PolicyVerdict(policy, compliant, tuple(lines), summary, notes)
+
+
+def _unknown_states(unknown: Sequence[_Valid]) -> str:
+    """``no state in the list for A, B; C: usable only since ...``"""
+    stateless = [v for v in unknown if v.log.state is None]
+    parts = [f"no state in the list for {_names(stateless)}"] if stateless else []
+    parts += [f"{v.name()}: {v.standing.why}" for v in unknown if v.log.state is not None]
+    return "; ".join(parts)
 
 
 def _validity(validity: Validity | x509.Certificate) -> Validity:
@@ -345,8 +377,7 @@ def audit_chrome(
                         "before the retirement"
                     )
             elif v.standing.kind == "excluded":
-                state = v.log.state.value if v.log.state else "no state"
-                left_out.append(f"{v.name()}: log is {state}")
+                left_out.append(v.left_out())
         counted.sort(key=lambda v: (v.time, v.log.description))
         logs = _distinct_logs(counted)
         operators = list(dict.fromkeys(v.operator for v in counted))
@@ -440,8 +471,7 @@ def audit_apple(
                 else:
                     left_out.append(f"{v.name()}: retired {_day(at)}, SCT after the retirement")
             elif v.standing.kind == "excluded":
-                state = v.log.state.value if v.log.state else "no state"
-                left_out.append(f"{v.name()}: log is {state}")
+                left_out.append(v.left_out())
         eligible.sort(key=lambda v: (v.time, v.log.description))
         per_operator: dict[str, int] = {}
         counted, capped = [], []

@@ -5,6 +5,8 @@ TLS-structure reader (:mod:`pinwarden.ct._wire`) rather than with cryptography's
 extension parser, so one parser covers the three ways SCTs arrive (embedded in a certificate,
 in the TLS handshake, in an OCSP response) and malformed bytes give a
 :class:`~pinwarden.errors.CTFormatError` naming the field instead of a bare ``ValueError``.
+Inside a well-framed list, one SCT that cannot be decoded is kept as a :class:`MalformedSCT`
+(a MALFORMED verdict) so that the others are still checked, as Chromium does.
 
 Verification rebuilds the ``digitally-signed`` struct of RFC 6962 section 3.2 and checks it
 with the log's key from a log list (ECDSA P-256 or RSA PKCS#1 v1.5, both with SHA-256). See
@@ -21,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum, IntEnum
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -32,10 +34,12 @@ from pinwarden.errors import CertificateError, CTFormatError
 
 __all__ = [
     "SCT",
+    "MalformedSCT",
     "SCTResult",
     "SCTStatus",
     "SignedEntry",
     "SignedEntryType",
+    "embedded_sct_items",
     "embedded_scts",
     "encode_sct",
     "encode_sct_list",
@@ -45,6 +49,7 @@ __all__ = [
     "leaf_index_extension",
     "parse_sct",
     "parse_sct_list",
+    "parse_sct_list_items",
     "sct_signature_input",
     "signed_data",
     "verify_embedded",
@@ -80,6 +85,25 @@ class SCT:
     raw: bytes = b""
 
 
+@dataclass(frozen=True)
+class MalformedSCT:
+    """An SCT that a well-framed SCT list carries but that cannot be decoded: an unknown
+    version, malformed or duplicated extensions, trailing bytes. As Chromium does, it is
+    skipped (it never counts) while the other SCTs of the list are still checked.
+
+    ``raw`` is its serialized bytes as the list frames them and ``error`` why it could not
+    be decoded. ``version``, ``log_id`` and ``timestamp`` are the fields read before the
+    error (``None`` when not reached; only a v1 SCT's fields are read past the version), so
+    a report can still name the log that seems to have signed it."""
+
+    raw: bytes
+    entry_type: SignedEntryType
+    error: str
+    version: int | None = None
+    log_id: bytes | None = None
+    timestamp: datetime | None = None
+
+
 class SCTStatus(str, Enum):
     """The verdict on one SCT; :func:`verify_sct` gives the rules."""
 
@@ -88,15 +112,17 @@ class SCTStatus(str, Enum):
     UNKNOWN_LOG = "unknown-log"
     LOG_NOT_TRUSTED = "log-not-trusted-at-time"
     FUTURE_TIMESTAMP = "future-timestamp"
+    MALFORMED = "malformed"
 
 
 @dataclass(frozen=True)
 class SCTResult:
-    """The verdict on one SCT. ``log`` is the log-list entry (``None`` for an unknown log);
-    ``operator`` the log's operator at the SCT's time (through ``previous_operators``);
-    ``detail`` says why in one sentence."""
+    """The verdict on one SCT. ``sct`` is a :class:`MalformedSCT` exactly when ``status``
+    is MALFORMED. ``log`` is the log-list entry (``None`` for an unknown log, or a
+    malformed SCT whose log ID was not reached); ``operator`` the log's operator at the
+    SCT's time (through ``previous_operators``); ``detail`` says why in one sentence."""
 
-    sct: SCT
+    sct: SCT | MalformedSCT
     status: SCTStatus
     log: Log | None
     operator: str | None
@@ -140,31 +166,50 @@ def parse_sct(data: bytes, *, entry_type: SignedEntryType, what: str = "SCT") ->
     names the SCT in error messages. Raises :class:`CTFormatError` on any malformed byte,
     an unknown version, trailing bytes, a malformed or duplicated extension.
     """
+    item = _decode_sct(data, SignedEntryType(entry_type), what)
+    if isinstance(item, MalformedSCT):
+        raise CTFormatError(item.error)
+    return item
+
+
+def _decode_sct(data: bytes, entry_type: SignedEntryType, what: str) -> SCT | MalformedSCT:
+    """The SCT in ``data``, or what was read of it and why the rest could not be."""
     reader = Reader(data, what)
-    version = reader.u8("version")
-    if version != SCT_VERSION_V1:
-        # A later version may lay its fields out differently: reading on would be guessing.
-        raise CTFormatError(f"{what}: version {version} is not supported (only v1, 0)")
-    log_id = reader.fixed(32, "log_id")
-    timestamp_ms = reader.u64("timestamp")
-    if timestamp_ms > _MAX_TIMESTAMP_MS:
-        raise CTFormatError(f"{what}: timestamp {timestamp_ms} ms is after the year 9999")
-    extensions = reader.vector(2, "extensions")
-    hash_algorithm = reader.u8("hash algorithm")
-    signature_algorithm = reader.u8("signature algorithm")
-    signature = reader.vector(2, "signature")
-    reader.end()
+    version: int | None = None
+    log_id: bytes | None = None
+    timestamp: datetime | None = None
+    try:
+        version = reader.u8("version")
+        if version != SCT_VERSION_V1:
+            # A later version may lay its fields out differently: reading on would be
+            # guessing. (RFC 6962 numbers versions from 0: version 1 is v2.)
+            raise CTFormatError(
+                f"{what}: version {version} (v{version + 1}) is not supported; only v1 (0)"
+            )
+        log_id = reader.fixed(32, "log_id")
+        timestamp_ms = reader.u64("timestamp")
+        if timestamp_ms > _MAX_TIMESTAMP_MS:
+            raise CTFormatError(f"{what}: timestamp {timestamp_ms} ms is after the year 9999")
+        timestamp = _EPOCH + timedelta(milliseconds=timestamp_ms)
+        extensions = reader.vector(2, "extensions")
+        hash_algorithm = reader.u8("hash algorithm")
+        signature_algorithm = reader.u8("signature algorithm")
+        signature = reader.vector(2, "signature")
+        reader.end()
+        leaf_index = _leaf_index(extensions, what)
+    except CTFormatError as exc:
+        return MalformedSCT(bytes(data), entry_type, str(exc), version, log_id, timestamp)
     return SCT(
         version=version,
         log_id=log_id,
         timestamp_ms=timestamp_ms,
-        timestamp=_EPOCH + timedelta(milliseconds=timestamp_ms),
+        timestamp=timestamp,
         extensions=extensions,
         hash_algorithm=hash_algorithm,
         signature_algorithm=signature_algorithm,
         signature=signature,
-        entry_type=SignedEntryType(entry_type),
-        leaf_index=_leaf_index(extensions, what),
+        entry_type=entry_type,
+        leaf_index=leaf_index,
         raw=bytes(data),
     )
 
@@ -195,36 +240,84 @@ def parse_sct_list(
     data: bytes, *, entry_type: SignedEntryType, what: str = "SCT list"
 ) -> tuple[SCT, ...]:
     """Parse a ``SignedCertificateTimestampList`` (RFC 6962 section 3.3): a u16 total length
-    and one or more ``opaque SerializedSCT<1..2^16-1>``. Raises :class:`CTFormatError`."""
+    and one or more ``opaque SerializedSCT<1..2^16-1>``. Raises :class:`CTFormatError`,
+    also when a single SCT cannot be decoded (see :func:`parse_sct_list_items`)."""
+    return _all_decoded(parse_sct_list_items(data, entry_type=entry_type, what=what), what)
+
+
+def parse_sct_list_items(
+    data: bytes, *, entry_type: SignedEntryType, what: str = "SCT list"
+) -> tuple[SCT | MalformedSCT, ...]:
+    """Like :func:`parse_sct_list`, but an SCT that cannot be decoded inside a well-framed
+    list becomes a :class:`MalformedSCT` (its ``error`` names it ``SCT #N``) instead of
+    failing the list: Chromium skips such an SCT and counts the others. A list whose
+    framing is wrong (lengths, an empty list, an empty SCT, trailing bytes) still raises
+    :class:`CTFormatError`: then no SCT boundary can be trusted."""
+    entry_type = SignedEntryType(entry_type)
     reader = Reader(data, what)
     items = reader.sub(2, "sct_list")
     reader.end()
     if not items.remaining:
         raise CTFormatError(f"{what}: the list is empty (at least one SCT required)")
-    scts: list[SCT] = []
+    found: list[SCT | MalformedSCT] = []
     while items.remaining:
-        number = len(scts) + 1
+        number = len(found) + 1
         serialized = items.vector(2, f"SCT #{number}", minimum=1)
-        scts.append(parse_sct(serialized, entry_type=entry_type, what=f"{what}: SCT #{number}"))
+        found.append(_decode_sct(serialized, entry_type, f"SCT #{number}"))
+    return tuple(found)
+
+
+def _all_decoded(items: tuple[SCT | MalformedSCT, ...], what: str) -> tuple[SCT, ...]:
+    scts = []
+    for item in items:
+        if isinstance(item, MalformedSCT):
+            raise CTFormatError(f"{what}: {item.error}")
+        scts.append(item)
     return tuple(scts)
+
+
+_EMBEDDED = "embedded SCT list"
 
 
 def embedded_scts(cert: x509.Certificate) -> tuple[SCT, ...]:
     """The SCTs embedded in ``cert`` (extension 1.3.6.1.4.1.11129.2.4.2), in their order;
     an empty tuple when it has none. Raises :class:`CTFormatError` when the extension is
-    malformed."""
-    what = f"embedded SCT list of {_describe(cert)}"
-    value = _extension_value(cert.tbs_certificate_bytes, _SCT_LIST_OID_DER)
-    if value is None:
-        return ()
-    # extnValue holds a DER OCTET STRING whose contents are the TLS-encoded list.
+    malformed or one of its SCTs cannot be decoded (see :func:`embedded_sct_items`)."""
+    items = embedded_sct_items(cert)
     try:
-        tag, start, end = _header(value, 0, "SCT list OCTET STRING")
-    except CertificateError as exc:
-        raise CTFormatError(f"{what}: {exc}") from None
-    if tag != 0x04 or end != len(value):
-        raise CTFormatError(f"{what}: the extension value is not one DER OCTET STRING")
-    return parse_sct_list(value[start:end], entry_type=SignedEntryType.PRECERT, what=what)
+        return _all_decoded(items, _EMBEDDED)
+    except CTFormatError as exc:
+        raise _named(exc, cert) from None
+
+
+def embedded_sct_items(cert: x509.Certificate) -> tuple[SCT | MalformedSCT, ...]:
+    """The SCTs embedded in ``cert`` in their order, an SCT that cannot be decoded as a
+    :class:`MalformedSCT` (see :func:`parse_sct_list_items`); an empty tuple when there is
+    no SCT-list extension. Raises :class:`CTFormatError` when the extension appears twice
+    or its value or the list's framing is malformed."""
+    try:
+        value = _extension_value(cert.tbs_certificate_bytes, _SCT_LIST_OID_DER)
+        if value is None:
+            return ()
+        # extnValue holds a DER OCTET STRING whose contents are the TLS-encoded list.
+        try:
+            tag, start, end = _header(value, 0, "SCT list OCTET STRING")
+        except CertificateError as exc:
+            raise CTFormatError(f"{_EMBEDDED}: {exc}") from None
+        if tag != 0x04 or end != len(value):
+            raise CTFormatError(f"{_EMBEDDED}: the extension value is not one DER OCTET STRING")
+        return parse_sct_list_items(
+            value[start:end], entry_type=SignedEntryType.PRECERT, what=_EMBEDDED
+        )
+    except CTFormatError as exc:
+        raise _named(exc, cert) from None
+
+
+def _named(exc: CTFormatError, cert: x509.Certificate) -> CTFormatError:
+    """``exc`` with the certificate named: described only on error, because decoding a
+    subject costs time for every certificate a monitor reads, and can itself fail."""
+    detail = str(exc).removeprefix(f"{_EMBEDDED}: ")
+    return CTFormatError(f"{_EMBEDDED} of {_describe(cert)}: {detail}")
 
 
 # --- encoding (the inverse of the parsers; the test kit and the tests use it) ---------------
@@ -304,8 +397,10 @@ def entry_of(
     if issuer_key_hash is None:
         raise ValueError("a precert_entry needs the issuer key hash")
     tbs = cert.tbs_certificate_bytes
+    # Our own DER walk, not cryptography's tbs_precertificate_bytes: that one parses every
+    # extension and fails on any duplicated one, which says nothing about the SCTs.
     if _extension_value(tbs, _SCT_LIST_OID_DER) is not None:
-        tbs = cert.tbs_precertificate_bytes
+        tbs = _remove_extension(tbs, _SCT_LIST_OID_DER)
     elif _extension_value(tbs, _POISON_OID_DER) is not None:
         tbs = _remove_extension(tbs, _POISON_OID_DER)
     return SignedEntry.precert(tbs, issuer_key_hash)
@@ -338,18 +433,32 @@ def signed_data(sct: SCT, cert: x509.Certificate, issuer_key_hash: bytes | None)
 
 
 def find_issuer(
-    cert: x509.Certificate, candidates: Iterable[x509.Certificate]
+    cert: x509.Certificate, candidates: Iterable[x509.Certificate], *, by_name: bool = False
 ) -> x509.Certificate | None:
     """The first candidate whose subject is ``cert``'s issuer and whose key verifies
-    ``cert``'s signature, else ``None``."""
-    for candidate in candidates:
-        if candidate.subject == cert.issuer and _issued_by(cert, candidate):
+    ``cert``'s signature, else ``None``.
+
+    With ``by_name``, when no candidate's signature verifies, the first candidate whose
+    subject is ``cert``'s issuer: an altered certificate still names its issuer, and
+    checking its SCTs against that issuer shows them as bad signatures rather than
+    leaving them unverified. A candidate whose name cryptography cannot decode is skipped.
+    """
+    named = [c for c in candidates if _names_issuer(cert, c)]
+    for candidate in named:
+        if _issued_by(cert, candidate):
             return candidate
-    return None
+    return named[0] if by_name and named else None
+
+
+def _names_issuer(cert: x509.Certificate, candidate: x509.Certificate) -> bool:
+    try:
+        return candidate.subject == cert.issuer
+    except (ValueError, TypeError):  # a name cryptography decodes lazily and cannot read
+        return False
 
 
 def verify_sct(
-    sct: SCT,
+    sct: SCT | MalformedSCT,
     cert: x509.Certificate,
     *,
     issuer: x509.Certificate | bytes | None,
@@ -362,10 +471,15 @@ def verify_sct(
     PRECERT SCT, whose signature covers the issuer key hash; ``None`` is accepted only for
     X509 SCTs (else :class:`CertificateError`). Rules, in this order:
 
+    0. MALFORMED: ``sct`` is a :class:`MalformedSCT` (no issuer needed); ``log`` is the
+       log its log ID names, when that field was read and is in the list.
     1. UNKNOWN_LOG: the SCT's log ID is not in ``log_list``.
     2. BAD_SIGNATURE: the hash algorithm is not SHA-256, the signature algorithm does not
-       match the log's key (ECDSA or RSA), or the signature does not verify over the entry
-       rebuilt from ``cert`` and ``issuer`` (an altered certificate or a wrong issuer).
+       match the log's key (ECDSA or RSA), the signature does not verify over the entry
+       rebuilt from ``cert`` and ``issuer`` (an altered certificate or a wrong issuer), or
+       the log's key is unusable: not a key RFC 6962 section 2.1.4 allows (ECDSA on NIST
+       P-256, or RSA of at least 2048 bits) or one cryptography cannot load. Such a log
+       can sign nothing that counts, so its SCTs are bad rather than unknown.
     3. FUTURE_TIMESTAMP: the SCT's timestamp is after ``now``.
     4. LOG_NOT_TRUSTED: the log was not trusted when it issued the SCT:
 
@@ -381,6 +495,8 @@ def verify_sct(
        a retired log's SCTs issued while it was trusted stay good.
     5. VALID otherwise.
     """
+    if isinstance(sct, MalformedSCT):
+        return _malformed(sct, log_list)
     log = log_list.by_id(sct.log_id)
     if log is None:
         return SCTResult(
@@ -425,12 +541,21 @@ def verify_embedded(
     log_list: LogList,
     now: datetime,
 ) -> tuple[SCTResult, ...]:
-    """The verdicts on every SCT embedded in ``cert`` (an empty tuple when it has none;
-    :class:`CTFormatError` when its SCT list is malformed)."""
+    """The verdicts on every SCT embedded in ``cert`` (an empty tuple when it has none).
+    An SCT that cannot be decoded is a MALFORMED verdict; :class:`CTFormatError` when the
+    SCT list itself is malformed (see :func:`embedded_sct_items`)."""
     return tuple(
         verify_sct(sct, cert, issuer=issuer, log_list=log_list, now=now)
-        for sct in embedded_scts(cert)
+        for sct in embedded_sct_items(cert)
     )
+
+
+def _malformed(sct: MalformedSCT, log_list: LogList) -> SCTResult:
+    log = log_list.by_id(sct.log_id) if sct.log_id is not None else None
+    operator = (
+        log.operator_at(sct.timestamp) if log is not None and sct.timestamp is not None else None
+    )
+    return SCTResult(sct, SCTStatus.MALFORMED, log, operator, sct.error)
 
 
 _DOES_NOT_VERIFY = "the signature does not verify"
@@ -441,8 +566,11 @@ def _signature_problem(sct: SCT, log: Log, message: bytes) -> str | None:
         return f"hash algorithm {sct.hash_algorithm} is not SHA-256 (4), the only one CT allows"
     try:
         key = log.public_key()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, UnsupportedAlgorithm) as exc:
         return f"the log list's key for {log.description} is unusable: {exc}"
+    unusable = _key_not_allowed(key)
+    if unusable is not None:
+        return f"the log list's key for {log.description} is unusable: {unusable}"
     if isinstance(key, ec.EllipticCurvePublicKey):
         if sct.signature_algorithm != SIG_ECDSA:
             return _mismatch(sct, "ECDSA")
@@ -461,6 +589,18 @@ def _signature_problem(sct: SCT, log: Log, message: bytes) -> str | None:
     return None
 
 
+_RFC6962_KEYS = "RFC 6962 section 2.1.4 allows only ECDSA on NIST P-256 or RSA of 2048 bits or more"
+
+
+def _key_not_allowed(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> str | None:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, ec.SECP256R1):
+            return f"an ECDSA key on {key.curve.name}; {_RFC6962_KEYS}"
+    elif key.key_size < 2048:
+        return f"an RSA key of {key.key_size} bits; {_RFC6962_KEYS}"
+    return None
+
+
 def _mismatch(sct: SCT, key_kind: str) -> str:
     names = {SIG_RSA: "RSA", SIG_ECDSA: "ECDSA"}
     claimed = names.get(sct.signature_algorithm, f"number {sct.signature_algorithm}")
@@ -472,7 +612,7 @@ def _why_not(sct: SCT, cert: x509.Certificate, issuer: x509.Certificate | bytes 
         return " over this certificate: was it altered, or is the SCT for another certificate?"
     if isinstance(issuer, x509.Certificate) and not _issued_by(cert, issuer):
         return (
-            f" and {issuer.subject.rfc4514_string()} did not sign this certificate either: "
+            f" and {_describe(issuer, 'the issuer')} did not sign this certificate either: "
             "does the issuer match? (or was the certificate altered?)"
         )
     return " over this certificate and issuer: does the issuer match? (or was it altered?)"
@@ -554,21 +694,35 @@ def _extension_list(tbs: bytes) -> _Extensions | None:
     return None
 
 
+_CT_EXTENSION_NAMES = {
+    _SCT_LIST_OID_DER: "SCT list extension (1.3.6.1.4.1.11129.2.4.2)",
+    _POISON_OID_DER: "precertificate poison extension (1.3.6.1.4.1.11129.2.4.3)",
+}
+
+
 def _find_extension(tbs: bytes, oid_der: bytes) -> tuple[int, int, bytes] | None:
-    """(start, end, extnValue contents) of the extension ``oid_der`` in ``tbs``."""
+    """(start, end, extnValue contents) of the extension ``oid_der`` in ``tbs``. Raises
+    :class:`CTFormatError` when it appears twice (RFC 5280 section 4.2 forbids it, and
+    which one a log signed over would be a guess)."""
     located = _extension_list(tbs)
     if located is None:
         return None
+    found: tuple[int, int, bytes] | None = None
     for start, end in located.items:
         _, contents, _ = _header(tbs, start, "Extension")
         if tbs[contents : contents + len(oid_der)] != oid_der:
             continue
+        if found is not None:
+            name = _CT_EXTENSION_NAMES.get(oid_der, "extension")
+            raise CTFormatError(
+                f"the {name} appears twice in the certificate (RFC 5280 allows one)"
+            )
         fields = _children(tbs[contents:end], "Extension field")
         tag, _, value_start, value_end = fields[-1]
         if tag != 0x04:
             raise CertificateError("DER: extnValue is not an OCTET STRING")
-        return start, end, tbs[contents + value_start : contents + value_end]
-    return None
+        found = start, end, tbs[contents + value_start : contents + value_end]
+    return found
 
 
 def _extension_value(tbs: bytes, oid_der: bytes) -> bytes | None:
@@ -610,9 +764,9 @@ def _iso(when: datetime) -> str:
     return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _describe(cert: x509.Certificate) -> str:
+def _describe(cert: x509.Certificate, kind: str = "certificate") -> str:
     try:
         subject = cert.subject.rfc4514_string()
-    except ValueError:  # a subject cryptography cannot decode must not hide the real error
-        subject = ""
-    return f"certificate {subject or f'with serial {cert.serial_number:#x}'}"
+    except (ValueError, TypeError):  # a name cryptography cannot decode must not hide the
+        subject = ""  # real error (TypeError: e.g. a BIT STRING where a string belongs)
+    return f"{kind} {subject or f'with serial {cert.serial_number:#x}'}"
