@@ -108,3 +108,17 @@ def test_a_policy_that_expired_in_year_one_lints(
     )
     assert main(["lint", str(policy)]) == 0
     assert "PW016" in capsys.readouterr().out
+
+
+def test_json_output_is_ascii_so_hostile_names_cannot_drive_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from pinwarden.cli._output import emit_json
+
+    hostile = {"name": "evil\u009b2J\u202egro.elpmaxe\x1b]0;x\x07", "ok": "café"}
+    emit_json(hostile)
+    out = capsys.readouterr().out
+    assert out.isascii()
+    assert json.loads(out) == hostile

@@ -33,7 +33,10 @@ def printable(text: str) -> str:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Print ``data`` as JSON. ASCII only: names from certificates and logs may hold control
+    and bidi characters (U+009B, U+202E...) that must not reach a terminal raw; ``\\u``
+    escapes keep the document the same to any JSON reader."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=True) + "\n")
     sys.stdout.flush()
 
 
