@@ -20,6 +20,7 @@ from typing import Any
 
 import pinwarden
 from bench_caa import measure_caa_audit
+from bench_ct_monitor import measure_ct_monitor
 from bench_ct_parse import measure_ct_parse
 from bench_https import BenchmarkError, check_setup, httpx_client, measure, requests_client
 from bench_pki import HOSTNAME, BenchPKI, ServerProcess
@@ -42,6 +43,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="timeit repeats for verify()")
     parser.add_argument("--caa-names", type=int, default=2000, help="names for the CAA audit")
     parser.add_argument(
+        "--ct-monitor-entries", type=int, default=200_000, help="entries of the CT monitor's log"
+    )
+    parser.add_argument(
         "--ct-entries", type=int, default=100_000, help="CT log entries per side (real tiles)"
     )
     parser.add_argument("--quick", action="store_true", help="a few seconds: 4 rounds × 20")
@@ -52,9 +56,18 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.batch, args.warmup, args.repeats = 4, 20, 10, 3
         args.caa_names = 300
+        args.ct_monitor_entries = 20_000
         args.ct_entries = 10_000
     if (
-        min(args.rounds, args.batch, args.repeats, args.caa_names, args.ct_entries) < 1
+        min(
+            args.rounds,
+            args.batch,
+            args.repeats,
+            args.caa_names,
+            args.ct_entries,
+            args.ct_monitor_entries,
+        )
+        < 1
         or args.warmup < 0
     ):
         parser.error(
@@ -193,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ct_parse = measure_ct_parse(args.ct_entries, progress=_progress)
     if ct_parse is not None:
         results.append(ct_parse)
+    ct_monitor = measure_ct_monitor(args.ct_monitor_entries, progress=_progress)
+    results.append(ct_monitor)
     table = render_table(results)
     notes = _notes(results, setup)
     if ct_parse is None:
@@ -206,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{ct_parse.speedup:.2f} of the bare throughput (target ≥ {ct_parse.target}) while "
             "also reading the tile, hashing each leaf and reading the common names."
         )
+    notes.append(ct_monitor.note())
     duration = time.perf_counter() - started
     print()
     print(table)
@@ -234,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "caa_audit": "pinwarden.caa.audit.audit(names, connect=False) against the "
                 "test kit's DNS server in a child process, each answer delayed "
                 f"{caa.settings['dns_delay_ms']:.0f} ms",
+                "ct_monitor": f"Monitor.run(once) from position 0 of a {args.ct_monitor_entries}-"
+                "entry LocalCTLog (RFC 6962, served by a child process), 10,000 watched names, "
+                "SQLite state; beside the bare cryptography parse of the same certificates",
                 "ct_parse": "pinwarden.ct.tiles.parse_data_tile over the real navigli2025h2 "
                 f"data tiles replayed to {args.ct_entries} entries, against "
                 "x509.load_der_x509_certificate + SAN dNSNames of the same certificates",

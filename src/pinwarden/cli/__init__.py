@@ -15,6 +15,7 @@ from pinwarden.cli import (  # noqa: F401 - importing registers the commands
     ct_check,
     ct_log,
     ct_loglist,
+    ct_monitor,
     demo,
     formats,
     headers,

@@ -1,0 +1,454 @@
+"""``pinwarden ct monitor``: follow the CT logs for certificates for the watched names and alert
+on each one, with a verdict (expected or unexpected), exactly once across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pinwarden.cli._app import JSON_HELP
+from pinwarden.cli._output import err, out, printable
+from pinwarden.cli.ct import ct_app
+from pinwarden.cli.ct_loglist import LOG_LIST_HELP, load_for_cli
+from pinwarden.ct.alerts import Channel, StdoutChannel, parse_alert_spec
+from pinwarden.ct.logs import Log, LogList
+from pinwarden.ct.metrics import MetricsServer, MonitorMetrics
+from pinwarden.ct.monitor import Monitor, MonitorConfig, MonitorObserver, MonitorSummary
+from pinwarden.ct.progress import MonitorProgress
+from pinwarden.ct.store import (
+    default_sqlite_path,
+    default_store_url,
+    redact_url,
+    sqlite_path_of,
+)
+from pinwarden.ct.watch import WatchList
+from pinwarden.errors import InputError
+from pinwarden.policy import parse_iso_datetime
+
+__all__ = ["exit_status", "monitor_command", "summary_json"]
+
+_STATE_HELP = (
+    "Where the monitor keeps its positions, findings and alert outbox: "
+    "sqlite:///relative/path, sqlite:////absolute/path, or postgresql://user@host/db "
+    "(several monitors share the logs). Default: "
+    "sqlite:///~/.local/state/pinwarden/monitor.sqlite3 ($XDG_STATE_HOME honoured)."
+)
+_ALERT_HELP = (
+    "Where alerts go (repeatable): stdout, json (JSON lines on stdout), hook:PROGRAM "
+    "(run with certspotter-style environment variables), webhook:URL (JSON POST), "
+    "slack:URL, smtp://[user:pass@]host[:port]?from=…&to=…[&starttls=1]. "
+    "Default: stdout (json with --json)."
+)
+_MAX_PARALLEL_LOGS = 1000
+_MAX_SLOTS = 64
+
+
+class _Observers:
+    """Every observer, called in turn (the progress display and the metrics)."""
+
+    def __init__(self, *observers: MonitorObserver) -> None:
+        self._observers = observers
+
+    def log_started(self, log: Log, position: int, tree_size: int) -> None:
+        for observer in self._observers:
+            observer.log_started(log, position, tree_size)
+
+    def batch_done(self, log: Log, position: int, tree_size: int, entries: int) -> None:
+        for observer in self._observers:
+            observer.batch_done(log, position, tree_size, entries)
+
+    def finding(self, log: Log, verdict: str, new: bool) -> None:
+        for observer in self._observers:
+            observer.finding(log, verdict, new)
+
+    def log_error(self, log: Log, kind: str, message: str) -> None:
+        for observer in self._observers:
+            observer.log_error(log, kind, message)
+
+    def alert_delivered(self, channel: str, ok: bool) -> None:
+        for observer in self._observers:
+            observer.alert_delivered(channel, ok)
+
+
+def _note(message: str) -> None:
+    err().print(f"pinwarden: {printable(message)}", markup=False, soft_wrap=True)
+
+
+def _start(start_at_end: bool, from_start: bool, from_date: str | None) -> str | dt.datetime:
+    chosen = [
+        name
+        for name, given in (
+            ("--start-at-end", start_at_end),
+            ("--from-start", from_start),
+            ("--from", from_date is not None),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise InputError(f"{' and '.join(chosen)} cannot be combined: choose where to start")
+    if from_start:
+        return "start"
+    if from_date is None:
+        return "end"
+    return _parse_from(from_date)
+
+
+def _parse_from(text: str) -> dt.datetime:
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            when = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.timezone.utc)
+        else:
+            when = parse_iso_datetime(value)
+    except ValueError:
+        raise InputError(
+            f"--from {text!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime"
+        ) from None
+    if when.tzinfo is None:
+        raise InputError(f"--from {text!r} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+    try:
+        return when.astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise InputError(f"--from {text!r} is out of range") from None
+
+
+def _check_state(url: str) -> None:
+    """Refuse a state URL the store could never open before anything is downloaded."""
+    scheme = url.partition(":")[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        sqlite_path_of(url)
+    elif scheme not in ("postgresql", "postgres"):
+        raise InputError(
+            f"--state {redact_url(url)!r}: unknown scheme {scheme or '(none)'!r}; use "
+            "sqlite:///path/to/file.sqlite3 or postgresql://user@host/database"
+        )
+
+
+def _channels(specs: list[str], json_: bool) -> tuple[Channel, ...]:
+    channels = tuple(parse_alert_spec(spec) for spec in specs)
+    if not channels:
+        return (StdoutChannel(json_lines=json_),)
+    names = [channel.name for channel in channels]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        # The outbox keys deliveries by channel name: two equal channels would be one.
+        raise InputError(f"--alert {repeated[0]!r} is given twice")
+    return channels
+
+
+class _WorkerSlot:
+    """A worker ID that is the same after a restart, so that a monitor killed without
+    notice takes its logs back at once (the engine releases the leases of its own ID on
+    start) instead of waiting for them to expire. The ID is ``host:N`` for the lowest slot
+    N whose lock file this process can lock: the kernel drops the lock of a dead process,
+    and two live monitors on one host never share a slot. For SQLite state the lock files
+    sit beside the database; for PostgreSQL, in the pinwarden state directory."""
+
+    def __init__(self) -> None:
+        self.worker_id = ""
+        self._handle: Any = None
+
+    def acquire(self, store_url: str) -> str:
+        """The slot's worker ID, or "" (the engine's ``host:pid``) where files cannot be
+        locked here."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            return ""
+        try:
+            folder, stem = self._where(store_url)
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for slot in range(_MAX_SLOTS):
+                handle = open(folder / f"{stem}.worker{slot}.lock", "a+b")  # noqa: SIM115
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    handle.close()
+                    continue
+                self._handle = handle
+                self.worker_id = f"{socket.gethostname()}:{slot}"
+                return self.worker_id
+        except OSError:
+            pass  # an unwritable folder: fall back to the engine's default
+        return ""
+
+    @staticmethod
+    def _where(store_url: str) -> tuple[Path, str]:
+        if store_url.partition(":")[0].lower() == "sqlite":
+            path = sqlite_path_of(store_url)
+            if path is not None:
+                path = path.expanduser().resolve()
+                return path.parent, path.name
+        key = hashlib.sha256(redact_url(store_url).encode()).hexdigest()[:16]
+        return default_sqlite_path().parent / "workers", key
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+
+def _positive(value: float, option: str, limit: float) -> None:
+    if not value == value or not 0 < value <= limit:  # also refuses NaN
+        raise InputError(f"{option} {value}: give a number more than 0 and at most {limit:g}")
+
+
+def exit_status(summary: MonitorSummary) -> int:
+    """1 when this run found an unexpected certificate or a log misbehaved, else 3 when a log
+    could not be read at all or an alert is still undelivered, else 0."""
+    if summary.unexpected_new or summary.misbehaving_logs:
+        return 1
+    if summary.unreachable_logs or summary.alerts_pending:
+        return 3
+    return 0
+
+
+def summary_json(summary: MonitorSummary) -> dict[str, Any]:
+    """The ``--json`` summary line (docs/json.md, "ct monitor")."""
+    return {
+        "event": "summary",
+        "logs": summary.logs,
+        "entries": summary.entries,
+        "findings_new": summary.findings_new,
+        "unexpected_new": summary.unexpected_new,
+        "misbehaving_logs": list(summary.misbehaving_logs),
+        "unreachable_logs": list(summary.unreachable_logs),
+        "alerts_pending": summary.alerts_pending,
+        "exit_status": exit_status(summary),
+    }
+
+
+def _show_summary(summary: MonitorSummary, json_: bool) -> None:
+    if json_:
+        # One line: stdout stays a stream of JSON lines after the alerts.
+        sys.stdout.write(json.dumps(summary_json(summary), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
+    console = out()
+    findings = f"{summary.findings_new:,} new finding" + ("" if summary.findings_new == 1 else "s")
+    console.print(
+        f"ct monitor: {summary.logs:,} logs, {summary.entries:,} entries read, {findings} "
+        f"({summary.unexpected_new:,} unexpected)",
+        markup=False,
+    )
+    for title, logs in (
+        ("misbehaving logs", summary.misbehaving_logs),
+        ("logs that could not be read", summary.unreachable_logs),
+    ):
+        if logs:
+            console.print(f"  {title}: {', '.join(printable(n) for n in logs)}", markup=False)
+    if summary.alerts_pending:
+        console.print(
+            f"  alerts not delivered yet: {summary.alerts_pending:,} (kept in the state; "
+            "retried on the next run)",
+            markup=False,
+        )
+
+
+async def _run(monitor: Monitor) -> tuple[MonitorSummary, bool]:
+    """Run the monitor until it returns or SIGTERM/SIGINT stops it, and say whether a signal
+    did. After a signal the monitor commits the batches in progress, releases its leases
+    and returns its summary; a second signal leaves at once (the state is transactional: a
+    hard stop loses nothing, see the SIGKILL tests)."""
+    loop = asyncio.get_running_loop()
+    stopping: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if stopping:
+            os._exit(128 + signum)
+        stopping.append(signum)
+        _note("stopping: finishing the current batches (signal again to stop at once)")
+        monitor.stop()
+
+    installed: list[int] = []
+    if threading.current_thread() is threading.main_thread():
+        for wanted in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(wanted, on_signal, int(wanted))
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # not on this platform or thread: the default handling stays
+            installed.append(int(wanted))
+    try:
+        return await monitor.run(), bool(stopping)
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+@ct_app.command("monitor")
+def monitor_command(
+    watch: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE",
+            help="The watch list: one name a line (`.example.com` for a domain and every name "
+            "under it), with optional expectations (ca=, pins=, policy=, names=, max-validity=).",
+        ),
+    ],
+    log_list: Annotated[
+        str | None, typer.Option("--log-list", metavar="FILE|URL", help=LOG_LIST_HELP)
+    ] = None,
+    state: Annotated[str | None, typer.Option(metavar="URL", help=_STATE_HELP)] = None,
+    start_at_end: Annotated[
+        bool,
+        typer.Option(
+            "--start-at-end", help="Start a log new to the state at its current head (default)."
+        ),
+    ] = False,
+    from_start: Annotated[
+        bool,
+        typer.Option("--from-start", help="Start a log new to the state at its first entry."),
+    ] = False,
+    from_date: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="DATE",
+            help="Start a log new to the state at its first entry logged on or after DATE "
+            "(YYYY-MM-DD, UTC, or ISO 8601 with an offset).",
+        ),
+    ] = None,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="Read every log up to its current tree head, deliver the alerts, print a "
+            "summary and exit.",
+        ),
+    ] = False,
+    alert: Annotated[
+        list[str] | None, typer.Option("--alert", metavar="SPEC", help=_ALERT_HELP)
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            help="Serve Prometheus metrics at http://ADDRESS:PORT/metrics (0: any free port).",
+        ),
+    ] = None,
+    metrics_address: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address the metrics are served on.")
+    ] = "127.0.0.1",
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Where each finding's certificate (PEM) and details (JSON) are written; "
+            "default: beside the SQLite state, or ~/.local/state/pinwarden/certs.",
+        ),
+    ] = None,
+    poll: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds between tree-head polls per log.")
+    ] = 30.0,
+    parallel_logs: Annotated[
+        int, typer.Option(metavar="N", help="Logs followed at the same time.")
+    ] = 8,
+    nameserver: Annotated[
+        str | None,
+        typer.Option(
+            metavar="IP[:PORT]",
+            help="DNS server for the CAA lookups of ca=caa entries; default: the system's.",
+        ),
+    ] = None,
+    worker_id: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ID",
+            help="This monitor's name among those sharing the state (unique among running "
+            "monitors). Default: the host name and a per-host slot number, the same after "
+            "a restart, so that a restarted monitor takes its logs back at once.",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress on stderr (errors are still shown)."),
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Follow every usable, qualified and read-only CT log (RFC 6962 and static-ct-api) for
+    certificates for the watched names, and alert on each with a verdict: `expected`, or
+    `unexpected` with the reasons (CA not allowed, key not pinned, name outside the expected
+    set, validity too long). Log misbehaviour and stalled logs raise their own alerts.
+
+    Every batch is verified against the log's signed tree head and committed with its
+    findings in one transaction: after a crash or a restart the monitor resumes where it
+    stopped, and each certificate is alerted exactly once. SIGTERM or Ctrl-C stop it
+    cleanly. Progress is a live table on a terminal, quiet lines otherwise.
+
+    Exit status: 0 ok; 1 an unexpected certificate was found in this run or a log
+    misbehaved; 2 bad input; 3 a log could not be read at all, or an alert is still
+    undelivered (with --once).
+    """
+    started = _start(start_at_end, from_start, from_date)
+    _positive(poll, "--poll", 86400)
+    if not 1 <= parallel_logs <= _MAX_PARALLEL_LOGS:
+        raise InputError(f"--parallel-logs {parallel_logs}: give 1 to {_MAX_PARALLEL_LOGS}")
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        raise InputError(f"--metrics-port {metrics_port}: a port is a number from 0 to 65535")
+    store_url = state if state is not None else default_store_url()
+    _check_state(store_url)
+    channels = _channels(alert or [], json_)
+    watch_list = WatchList.load(watch)
+    if not watch_list.items:
+        raise InputError(f"{watch}: the watch list has no entry")
+
+    def now() -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+    def reload_log_list() -> LogList:
+        return load_for_cli(log_list, now())
+
+    if worker_id is not None and (
+        not worker_id.strip() or not worker_id.isprintable() or len(worker_id) > 200
+    ):
+        raise InputError(f"--worker-id {worker_id!r}: give a short printable name")
+    config = MonitorConfig(
+        watch=watch_list,
+        log_list=reload_log_list(),
+        store_url=store_url,
+        start=started,
+        once=once,
+        channels=channels,
+        poll_interval=poll,
+        reload_log_list=reload_log_list,
+        parallel_logs=parallel_logs,
+        output_dir=output_dir,
+        caa_nameservers=(nameserver,) if nameserver else (),
+    )
+    observers: list[MonitorObserver] = []
+    server: MetricsServer | None = None
+    slot = _WorkerSlot()
+    try:
+        if worker_id is None:
+            worker_id = slot.acquire(store_url)
+        config = replace(config, worker_id=worker_id)
+        if metrics_port is not None:
+            metrics = MonitorMetrics()
+            server = MetricsServer(metrics, metrics_port, metrics_address).start()
+            observers.append(metrics)
+            _note(f"metrics at {server.url}")
+        progress = MonitorProgress(err(), quiet=quiet)
+        observers.append(progress)
+        with progress:
+            summary, signalled = asyncio.run(_run(Monitor(config, _Observers(*observers))))
+    finally:
+        if server is not None:
+            server.stop()
+        slot.release()
+    _show_summary(summary, json_)
+    if signalled:
+        _note("stopped")
+        return
+    raise typer.Exit(exit_status(summary))

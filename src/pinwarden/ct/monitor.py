@@ -1,0 +1,518 @@
+"""The CT monitor engine: follows every usable log of a log list, finds the certificates
+for the watched names, judges them and alerts — without ever losing or repeating one.
+
+>>> monitor = Monitor(MonitorConfig(watch=WatchList.load("watch.txt"), log_list=logs,
+...                                 store_url="sqlite:///monitor.sqlite3", once=True))
+>>> summary = asyncio.run(monitor.run())
+
+**Which logs.** Those whose state is qualified, usable, read-only or retired (and logs
+without a state, as a custom list has them); read-only and retired logs only up to the
+final tree head the list gives (its root is checked), or, without one, up to their tree
+head at the first session of this process. Pending and rejected logs are not followed.
+The list is reloaded every ``log_list_reload`` seconds through ``reload_log_list``: new
+logs are registered and followed, logs gone or rejected stop.
+
+**How.** Each log is worked on in *sessions* (:mod:`pinwarden.ct.follow`), at most
+``parallel_logs`` at once, each with up to ``parallel_fetches`` requests in flight
+(the log client's ``concurrency``; it overrides that field of ``client_settings``). A
+session first leases its log from the store, so that monitors sharing a PostgreSQL store
+split the logs; leases are renewed every ``lease_ttl / 3`` and released when the session
+ends. A session reads up to the log's current verified head (the daemon hands the log
+back after a minute of reading, so that other logs get their turn), then the log is polled
+again ``poll_interval`` later. On start the monitor releases the leases its own
+``worker_id`` still holds from an earlier life (so ``worker_id`` must be unique among
+running monitors).
+
+**Findings and alerts.** Each verified batch is matched against the watch list on the
+names read when the entries were parsed; each match is judged
+(:mod:`pinwarden.ct.verdicts`), its certificate PEM and a JSON details file are written
+to ``output_dir/<tbs[:2]>/<tbs>.pem|.json``, and the batch is committed with its findings
+and their alerts in one transaction; then the :class:`~pinwarden.ct.dispatch.Dispatcher`
+delivers (at least once, with a stable alert ID). The CLI's exit codes follow
+:class:`MonitorSummary`.
+
+**Observer calls** (:class:`MonitorObserver`): ``log_started`` at the start of each
+session (every poll) with the position and the tree size it reads to; ``batch_done`` after
+each commit; ``finding`` for each finding of a committed batch (``new``: first seen, so
+alerted); ``log_error`` with a misbehaviour kind, ``network``, ``stalled``, ``state`` (the
+saved state of the log does not read) or ``store`` (the store failed; daemon mode goes on);
+``alert_delivered`` after each delivery attempt.
+
+**Stopping.** :meth:`Monitor.stop` (from a signal handler) makes :meth:`Monitor.run`
+return its summary after the batches in progress are committed and the leases released;
+cancelling ``run()`` does the same cleanup and re-raises the cancellation
+(:meth:`Monitor.summary` still reads the counts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from pinwarden.caa.identities import CAIdentity
+from pinwarden.ct._http import HTTPSettings
+from pinwarden.ct.alerts import Channel
+from pinwarden.ct.dispatch import Dispatcher, in_thread
+from pinwarden.ct.follow import SESSION_SECONDS, Context, LogTrack, follow_once
+from pinwarden.ct.logs import Log, LogList, LogState
+from pinwarden.ct.reader import LogReader
+from pinwarden.ct.store import (
+    DEFAULT_CLAIM,
+    Store,
+    default_sqlite_path,
+    open_store,
+    sqlite_path_of,
+)
+from pinwarden.ct.verdicts import Judge
+from pinwarden.ct.watch import WatchList
+from pinwarden.errors import InputError, PinwardenError
+
+__all__ = [
+    "FOLLOWED_STATES",
+    "Monitor",
+    "MonitorConfig",
+    "MonitorObserver",
+    "MonitorSummary",
+    "default_output_dir",
+    "is_followed",
+    "now_utc",
+]
+
+FOLLOWED_STATES = frozenset(
+    {LogState.QUALIFIED, LogState.USABLE, LogState.READONLY, LogState.RETIRED, None}
+)
+_MAX_WAIT = 5.0
+_SETTLE_SECONDS = 10.0
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _default_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What to monitor and how; see the module docstring. ``start`` applies to logs the
+    store has no position for: ``"end"``, ``"start"``, or a datetime (naive = UTC).
+    ``alert_claim`` is how long a delivery attempt holds an alert before another worker
+    (or this one after a crash) may send it again; ``ca_identities`` replaces the CA
+    identity table used for ``ca=`` expectations."""
+
+    watch: WatchList
+    log_list: LogList
+    store_url: str
+    start: str | datetime = "end"
+    once: bool = False
+    channels: tuple[Channel, ...] = ()
+    worker_id: str = ""
+    poll_interval: float = 30.0
+    log_list_reload: float = 3600.0
+    reload_log_list: Callable[[], LogList] | None = None
+    batch_size: int = 1024
+    parallel_logs: int = 8
+    parallel_fetches: int = 4
+    stall_after: timedelta = timedelta(hours=24)
+    output_dir: Path | None = None
+    lease_ttl: float = 120.0
+    client_settings: Any = None
+    caa_nameservers: tuple[str, ...] = ()
+    clock: Callable[[], datetime] = now_utc
+    alert_claim: timedelta = DEFAULT_CLAIM
+    ca_identities: tuple[CAIdentity, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.start, datetime):
+            if self.start.tzinfo is None:
+                object.__setattr__(self, "start", self.start.replace(tzinfo=timezone.utc))
+        elif self.start not in ("end", "start"):
+            raise InputError(f"start must be 'end', 'start' or a date, not {self.start!r}")
+        for name in ("batch_size", "parallel_logs", "parallel_fetches"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1")
+        for name in ("poll_interval", "log_list_reload", "lease_ttl"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise InputError(f"{name} must be a positive number of seconds, not {value}")
+        if self.stall_after <= timedelta(0) or self.alert_claim <= timedelta(0):
+            raise InputError("stall_after and alert_claim must be positive")
+        names = [channel.name for channel in self.channels]
+        if len(set(names)) != len(names):
+            raise InputError(f"two alert channels have the same name: {names}")
+
+
+class MonitorObserver(Protocol):
+    """Progress display and metrics: every method must be cheap and never raise."""
+
+    def log_started(self, log: Log, position: int, tree_size: int) -> None: ...
+    def batch_done(self, log: Log, position: int, tree_size: int, entries: int) -> None: ...
+    def finding(self, log: Log, verdict: str, new: bool) -> None: ...
+    def log_error(self, log: Log, kind: str, message: str) -> None: ...
+    def alert_delivered(self, channel: str, ok: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class MonitorSummary:
+    """What a run did: logs followed, entries processed, new findings (and how many of
+    them ``unexpected``), the logs that misbehaved or could not be read (by name), and the
+    alerts whose last delivery attempt in this run failed."""
+
+    logs: int
+    entries: int
+    findings_new: int
+    unexpected_new: int
+    misbehaving_logs: tuple[str, ...]
+    unreachable_logs: tuple[str, ...]
+    alerts_pending: int
+
+
+class _Guarded:
+    """The observer, with any exception it raises dropped: a display must not stop the
+    monitor."""
+
+    def __init__(self, observer: MonitorObserver | None) -> None:
+        self._observer = observer
+
+    def _call(self, method: str, *args: Any) -> None:
+        if self._observer is not None:
+            with contextlib.suppress(Exception):
+                getattr(self._observer, method)(*args)
+
+    def log_started(self, log: Log, position: int, tree_size: int) -> None:
+        self._call("log_started", log, position, tree_size)
+
+    def batch_done(self, log: Log, position: int, tree_size: int, entries: int) -> None:
+        self._call("batch_done", log, position, tree_size, entries)
+
+    def finding(self, log: Log, verdict: str, new: bool) -> None:
+        self._call("finding", log, verdict, new)
+
+    def log_error(self, log: Log, kind: str, message: str) -> None:
+        self._call("log_error", log, kind, message)
+
+    def alert_delivered(self, channel: str, ok: bool) -> None:
+        self._call("alert_delivered", channel, ok)
+
+
+def is_followed(log: Log) -> bool:
+    """Whether the monitor follows ``log`` (module docstring)."""
+    return log.state in FOLLOWED_STATES and bool(log.base_url)
+
+
+def default_output_dir(store_url: str) -> Path:
+    """``certs/`` beside the SQLite file, else ``~/.local/state/pinwarden/certs``."""
+    if store_url.partition(":")[0].lower() == "sqlite":
+        path = sqlite_path_of(store_url)
+        if path is not None:
+            return path.expanduser().resolve().parent / "certs"
+    return default_sqlite_path().parent / "certs"
+
+
+def _client_kwargs(settings: Any, parallel_fetches: int) -> dict[str, Any]:
+    if settings is None:
+        kwargs: dict[str, Any] = {}
+    elif isinstance(settings, HTTPSettings):
+        kwargs = {"settings": settings}
+    elif isinstance(settings, Mapping):
+        kwargs = dict(settings)
+    else:
+        raise InputError(
+            f"client_settings must be HTTPSettings or a mapping of client arguments, not "
+            f"{type(settings).__name__}"
+        )
+    base = kwargs.get("settings") or HTTPSettings()
+    kwargs["settings"] = replace(base, concurrency=parallel_fetches)
+    return kwargs
+
+
+class Monitor:
+    """Runs the monitor described by ``config``, reporting to ``observer``."""
+
+    def __init__(self, config: MonitorConfig, observer: MonitorObserver | None = None) -> None:
+        self.config = config
+        self.worker_id = config.worker_id or _default_worker()
+        self.output_dir = config.output_dir or default_output_dir(config.store_url)
+        self._observer = _Guarded(observer)
+        self._client_kwargs = _client_kwargs(config.client_settings, config.parallel_fetches)
+        self._tracks: dict[bytes, LogTrack] = {}
+        self._sessions: dict[asyncio.Task[None], LogTrack] = {}
+        self._ctx: Context | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._stop: asyncio.Event | None = None
+        self._stop_requested = False
+        self._logs_followed: set[bytes] = set()
+
+    # -- control ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish: batches in progress are committed, leases released,
+        and ``run()`` returns the summary. Safe to call from a signal handler."""
+        self._stop_requested = True
+        if self._stop is not None:
+            self._stop.set()
+
+    def summary(self) -> MonitorSummary:
+        ctx = self._ctx
+        tally = ctx.tally if ctx is not None else None
+        unreachable = sorted(
+            t.name
+            for t in self._tracks.values()
+            if t.network_failing and t.log.log_id in self._logs_followed
+        )
+        return MonitorSummary(
+            logs=len(self._logs_followed),
+            entries=tally.entries if tally else 0,
+            findings_new=tally.findings_new if tally else 0,
+            unexpected_new=tally.unexpected_new if tally else 0,
+            misbehaving_logs=tuple(sorted(tally.misbehaving)) if tally else (),
+            unreachable_logs=tuple(unreachable),
+            alerts_pending=len(self._dispatcher.failed) if self._dispatcher else 0,
+        )
+
+    # -- the run ------------------------------------------------------------------------
+
+    async def run(self) -> MonitorSummary:
+        config = self.config
+        self._tracks, self._sessions, self._logs_followed = {}, {}, set()
+        self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
+        store = await in_thread(open_store, config.store_url)
+        dispatcher = Dispatcher(
+            store,
+            config.channels,
+            clock=config.clock,
+            on_delivery=self._observer.alert_delivered,
+            claim=config.alert_claim,
+        )
+        self._dispatcher = dispatcher
+        self._ctx = Context(
+            store=store,
+            watch=config.watch,
+            judge=Judge(nameservers=config.caa_nameservers, identities=config.ca_identities),
+            observer=self._observer,
+            channels=tuple(channel.name for channel in config.channels),
+            worker_id=self.worker_id,
+            output_dir=self.output_dir,
+            start=config.start,
+            once=config.once,
+            poll_interval=config.poll_interval,
+            stall_after=config.stall_after,
+            clock=config.clock,
+            new_reader=self._new_reader,
+            wake=dispatcher.wake,
+        )
+        delivering = asyncio.ensure_future(dispatcher.run())
+        renewing = asyncio.ensure_future(self._renew())
+        try:
+            await self._apply(config.log_list)
+            await self._release_own(store)
+            await self._schedule()
+            if config.once and not self._stop.is_set():
+                dispatcher.close()
+                await delivering
+                await dispatcher.drain()
+        finally:
+            await self._shutdown(store, delivering, renewing)
+            self._stop_requested = False
+        return self.summary()
+
+    def _new_reader(self, log: Log) -> LogReader:
+        return LogReader(log, batch_size=self.config.batch_size, **self._client_kwargs)
+
+    async def _release_own(self, store: Store) -> None:
+        """Leases this worker ID still holds from a process that died."""
+        for progress in await in_thread(store.logs):
+            if progress.lease_owner == self.worker_id:
+                await in_thread(store.release_lease, self.worker_id, progress.log_id)
+
+    async def _apply(self, log_list: LogList) -> None:
+        """Follow the logs of ``log_list``: register new ones, stop the ones gone."""
+        assert self._ctx is not None
+        wanted = {log.log_id: log for log in log_list.logs if is_followed(log)}
+        added = [log_id for log_id in wanted if log_id not in self._tracks]
+        if added:
+            await in_thread(self._ctx.store.register_logs, added)
+        for log_id, log in wanted.items():
+            track = self._tracks.get(log_id)
+            if track is None:
+                self._tracks[log_id] = LogTrack(log)
+            elif track.log != log and not self._running(track):
+                # A new state, URL or final tree head: a new reader, and a frozen log that
+                # was done may have more to read.
+                await self._close_reader(track)
+                if log.state != track.log.state or log.final_tree_head != track.log.final_tree_head:
+                    track.done = False
+                track.log = log
+        for log_id in [i for i in self._tracks if i not in wanted]:
+            track = self._tracks.pop(log_id)
+            for task, running in list(self._sessions.items()):
+                if running is track:
+                    task.cancel()
+            await self._close_reader(track)
+        self._logs_followed.update(wanted)
+        self._logs_followed.intersection_update(wanted)
+
+    def _running(self, track: LogTrack) -> bool:
+        return any(running is track for running in self._sessions.values())
+
+    @staticmethod
+    async def _close_reader(track: LogTrack) -> None:
+        reader, track.reader = track.reader, None
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                await reader.aclose()
+
+    async def _schedule(self) -> None:
+        config = self.config
+        assert self._stop is not None
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
+        next_reload = time.monotonic() + config.log_list_reload
+        try:
+            while not self._stop.is_set():
+                if config.reload_log_list is not None and time.monotonic() >= next_reload:
+                    next_reload = time.monotonic() + config.log_list_reload
+                    await self._reload(config.reload_log_list)
+                started, retrying = await self._fill()
+                if config.once and not self._sessions and not started and not retrying:
+                    return
+                wait = self._wait_time(next_reload)
+                done, _ = await asyncio.wait(
+                    {*self._sessions, stopping},
+                    timeout=wait,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for task in done:
+                    if task is not stopping:
+                        await self._finish(cast("asyncio.Task[None]", task))
+        finally:
+            stopping.cancel()
+
+    async def _reload(self, reload: Callable[[], LogList]) -> None:
+        try:
+            log_list = await in_thread(reload)
+        except (PinwardenError, OSError):
+            return  # keep following the list we have; the next reload may work
+        await self._apply(log_list)
+
+    def _wait_time(self, next_reload: float) -> float:
+        now = time.monotonic()
+        due = [t.next_due for t in self._tracks.values() if not t.done and not self._running(t)]
+        if self.config.reload_log_list is not None:
+            due.append(next_reload)
+        wait = min(due, default=now + _MAX_WAIT) - now
+        return min(max(wait, 0.01), _MAX_WAIT)
+
+    async def _fill(self) -> tuple[bool, bool]:
+        """Start sessions on due logs while slots are free. Returns whether one started,
+        and whether a log waits to be retried after a failure."""
+        ctx = self._ctx
+        assert ctx is not None
+        now = time.monotonic()
+        pending = [t for t in self._tracks.values() if not t.done and not self._running(t)]
+        due = [t for t in pending if t.next_due <= now]
+        retrying = len(pending) > len(due)
+        if not due or len(self._sessions) >= self.config.parallel_logs:
+            return False, retrying
+        started: set[bytes] = set()
+        skipped: list[bytes] = []
+        try:
+            while len(self._sessions) < self.config.parallel_logs:
+                log_id = await in_thread(
+                    ctx.store.acquire_log, self.worker_id, self.config.lease_ttl
+                )
+                if log_id is None:
+                    break
+                track = self._tracks.get(log_id)
+                if (
+                    track is None
+                    or track.done
+                    or self._running(track)
+                    or track.next_due > time.monotonic()
+                ):
+                    skipped.append(log_id)
+                    continue
+                deadline = None if self.config.once else time.monotonic() + SESSION_SECONDS
+                task = asyncio.ensure_future(follow_once(ctx, track, deadline=deadline))
+                self._sessions[task] = track
+                started.add(log_id)
+        finally:
+            for log_id in skipped:
+                await in_thread(ctx.store.release_lease, self.worker_id, log_id)
+        if not self.config.once and len(self._sessions) < self.config.parallel_logs:
+            # Due logs this worker could not lease are held by another: ask again later,
+            # not in a tight loop. (In once mode they are simply left to that worker.)
+            later = time.monotonic() + min(self.config.poll_interval, _MAX_WAIT)
+            for track in due:
+                if track.log.log_id not in started:
+                    track.next_due = max(track.next_due, later)
+        return bool(started), retrying
+
+    async def _finish(self, task: asyncio.Task[None]) -> None:
+        ctx = self._ctx
+        assert ctx is not None
+        track = self._sessions.pop(task)
+        try:
+            if not task.cancelled():
+                task.result()  # re-raises a store failure: the monitor cannot go on
+        finally:
+            await in_thread(ctx.store.release_lease, self.worker_id, track.log.log_id)
+
+    async def _renew(self) -> None:
+        """Keep the leases of running sessions; a session whose lease is lost is stopped
+        (its next commit would be refused anyway)."""
+        interval = self.config.lease_ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            ctx = self._ctx
+            if ctx is None:
+                continue
+            for task, track in list(self._sessions.items()):
+                try:
+                    await in_thread(
+                        ctx.store.renew_lease,
+                        self.worker_id,
+                        track.log.log_id,
+                        self.config.lease_ttl,
+                    )
+                except PinwardenError:
+                    task.cancel()
+
+    def _dispatcher_stop(self, delivering: asyncio.Task[None]) -> None:
+        if self._dispatcher is not None and not delivering.done():
+            self._dispatcher.close()
+
+    async def _shutdown(
+        self, store: Store, delivering: asyncio.Task[None], renewing: asyncio.Task[None]
+    ) -> None:
+        sessions = list(self._sessions)
+        for task in sessions:
+            task.cancel()
+        # Each session finishes the commit it is in (in_thread shields it), then stops.
+        await asyncio.gather(*sessions, return_exceptions=True)
+        for task in sessions:
+            track = self._sessions.pop(task)
+            with contextlib.suppress(PinwardenError):
+                await in_thread(store.release_lease, self.worker_id, track.log.log_id)
+        self._dispatcher_stop(delivering)
+        renewing.cancel()
+        with contextlib.suppress(Exception):
+            # Let each channel settle the alert in flight; a channel stuck longer than
+            # this is cancelled (its alert is sent again once its claim expires).
+            await asyncio.wait_for(asyncio.shield(delivering), _SETTLE_SECONDS)
+        delivering.cancel()
+        await asyncio.gather(delivering, renewing, return_exceptions=True)
+        for track in self._tracks.values():
+            await self._close_reader(track)
+        await in_thread(store.close)
