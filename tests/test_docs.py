@@ -265,3 +265,29 @@ def test_ct_log_json_keys_are_documented(
         "entries",
         "root_recomputed",
     }
+
+
+def test_ct_monitor_json_keys_are_documented(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pinwarden.testing import LocalCTLog, write_log_list
+
+    watch = tmp_path / "watch.txt"
+    watch.write_text(".example.com pins=sha256/" + "A" * 43 + "=\n", encoding="utf-8")
+    with LocalCTLog("rfc6962") as log:
+        log.issue("www.example.com")
+        log.grow(3)
+        log.publish()
+        args = ["ct", "monitor", "--watch", str(watch), "--once", "--from-start", "--json"]
+        args += ["--log-list", str(write_log_list(tmp_path / "l.json", log))]
+        args += ["--state", f"sqlite:///{tmp_path / 's.db'}", "--output-dir", str(tmp_path)]
+        assert main(args) == 1
+    *events, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    heading = "## `pinwarden ct monitor` alerts and `--json`"
+    (finding,) = events
+    assert finding["verdict"] == "unexpected"
+    documented = _sub_table_keys(heading, "| key |") | {"id", "event"}
+    discovered_only = documented - {"log", "log_id", "kind", "message", "evidence"}
+    discovered_only -= {"position", "verified_tree_size", "since", "tree_size"}
+    assert set(finding) == discovered_only
+    assert set(summary) == _sub_table_keys(heading, "The last line is a summary")

@@ -1,5 +1,5 @@
 """``pinwarden ct monitor``: follow the CT logs for certificates for the watched names and alert
-on each one, with a verdict (expected or unexpected), exactly once across restarts."""
+on each one, with a verdict (expected, unexpected or found), once across restarts."""
 
 from __future__ import annotations
 
@@ -233,7 +233,7 @@ def summary_json(summary: MonitorSummary) -> dict[str, Any]:
 def _show_summary(summary: MonitorSummary, json_: bool) -> None:
     if json_:
         # One line: stdout stays a stream of JSON lines after the alerts.
-        sys.stdout.write(json.dumps(summary_json(summary), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(summary_json(summary)) + "\n")
         sys.stdout.flush()
         return
     console = out()
@@ -384,7 +384,8 @@ def monitor_command(
 
     Every batch is verified against the log's signed tree head and committed with its
     findings in one transaction: after a crash or a restart the monitor resumes where it
-    stopped, and each certificate is alerted exactly once. SIGTERM or Ctrl-C stop it
+    stopped, and each certificate is one finding, alerted once (a crash between sending an
+    alert and recording it can repeat that alert, with the same id). SIGTERM or Ctrl-C stop it
     cleanly. Progress is a live table on a terminal, quiet lines otherwise.
 
     Exit status: 0 ok; 1 an unexpected certificate was found in this run or a log

@@ -1,12 +1,12 @@
 """Where the monitor's alerts go: stdout (text or JSON lines), an executable hook, a webhook
 (plain JSON or Slack-compatible), and e-mail through SMTP.
 
-An alert is delivered at least once per channel and, through the store's outbox, exactly once
-across restarts: the monitor commits the finding and its alert in one transaction, then its
-dispatcher delivers what is due and records each delivery. Delivery is at least once: a crash
-between sending and recording repeats that one alert, with the same ``id`` (``ALERT_ID``), so
-receivers can drop repeats. A channel that fails is
-retried with exponential backoff and jitter until it succeeds.
+Through the store's outbox an alert is queued exactly once and delivered at least once per
+channel, across restarts: the monitor commits the finding and its alert in one transaction,
+then its dispatcher delivers what is due and records each delivery. A crash between sending
+and recording repeats that one alert, with the same ``id`` (``ALERT_ID``), so receivers can
+drop repeats. A channel that fails is retried with exponential backoff and jitter until it
+succeeds.
 
 The hook's environment follows certspotter's hook variables (EVENT, WATCH_ITEM, DNS_NAMES,
 ISSUER_DN, SERIAL, NOT_BEFORE, NOT_AFTER, TBS_SHA256, CERT_SHA256, PUBKEY_SHA256,
