@@ -19,6 +19,7 @@ from rich.markup import escape
 from pinwarden.apps.simulate import Status, Target, build_verified_chain, simulate
 from pinwarden.cli._app import app
 from pinwarden.cli._output import out
+from pinwarden.cli.demo_ct import ct_step
 from pinwarden.cli.inspect import show_probe
 from pinwarden.errors import PinValidationError
 from pinwarden.pins import Pin
@@ -76,7 +77,9 @@ def demo_command() -> None:
     Runs on 127.0.0.1 with a throw-away CA: inspects a server, makes pinned requests,
     rotates the server's key and intermediate (simulated first; an app pinned to the
     leaf is locked out, one with a backup pin keeps working), and blocks a
-    man-in-the-middle whose CA the client trusts. Exit 0 when every step behaved as expected.
+    man-in-the-middle whose CA the client trusts; then audits a certificate's SCTs and runs a
+    CT monitor that finds the rogue certificate in a local log. Exit 0 when every step
+    behaved as expected.
     """
     console = out()
     card = _Scorecard(console)
@@ -178,6 +181,9 @@ def demo_command() -> None:
         )
         card.expect("App B blocks it: CA validation passed, the pins did not", not ok, detail)
 
+        rogue_leaf = rogue.intermediate("Rogue Issuing CA 2").issue(HOST)
+        ct_step(console, card.expect, issuing2, HOST, (backup_pin,), rogue_leaf, now)
+
     console.rule()
     if card.failures:
         console.print(f"[red]{card.failures} step(s) did not behave as expected.[/red]")
@@ -186,5 +192,5 @@ def demo_command() -> None:
         "Every step behaved as expected. Next: [bold]pinwarden inspect HOST[/bold] on your "
         "own server, [bold]pinwarden keygen[/bold] and [bold]pinwarden recommend HOST[/bold] "
         "for a pin set, [bold]pinwarden lint[/bold] and [bold]simulate[/bold] before you "
-        "ship it, and README.md."
+        "ship it, [bold]pinwarden ct monitor[/bold] for your domains, and README.md."
     )
