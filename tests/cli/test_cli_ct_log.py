@@ -4,8 +4,11 @@ real CLI in-process."""
 from __future__ import annotations
 
 import base64
+import http.server
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -226,6 +229,23 @@ def test_get_text(log: LocalCTLog, log_list: str, capsys: pytest.CaptureFixture[
     assert base64.b64encode(log.leaf_hash(300)).decode() in out
 
 
+def test_get_text_marks_what_the_leaf_does_not_cover(
+    log: LocalCTLog, log_list: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "get", log.name, "299", "300", "--log-list", log_list)
+    assert code == 0
+    first, second = out.split("\n\n")
+    assert "precertificate" in first  # every 4th entry
+    for text in (first, second):
+        chain = [line for line in text.splitlines() if line.split()[:1] == ["chain"]]
+        assert len(chain) == 1
+        assert chain[0].endswith("unauthenticated (extra_data)")
+    assert "pre-cert" in first
+    assert "pre-cert" not in second  # an x509 entry's certificate is the leaf itself
+    precert = next(line for line in first.splitlines() if "pre-cert" in line)
+    assert precert.endswith("unauthenticated (extra_data)")
+
+
 def test_get_beyond_the_tree(
     log: LocalCTLog, log_list: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -297,3 +317,75 @@ def test_outside_text_cannot_drive_the_terminal(
     assert code == 0
     assert "\x1b" not in out
     assert "evil\\x1b[2J log" in out
+
+
+# -- hostile servers ----------------------------------------------------------------------------
+
+
+@contextmanager
+def serving(
+    answer: Callable[[http.server.BaseHTTPRequestHandler], None],
+) -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on 127.0.0.1 answering every GET with ``answer``: its base URL and
+    the paths asked."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            answer(self)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _reply(
+    status: int, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
+) -> Callable[[http.server.BaseHTTPRequestHandler], None]:
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        for name, value in headers:
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
+def test_a_redirect_elsewhere_is_not_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "log.der"
+    key.write_bytes(_key_der())
+    with serving(_reply(200, b"internal-only: db_password=hunter2")) as (secret, secret_seen):
+        target = secret + "admin/config"
+        with serving(_reply(302, headers=(("Location", target),))) as (url, seen):
+            code, out, err = run(capsys, "sth", url, "--key", str(key), "--json")
+    assert code == 3
+    assert out == ""
+    assert "redirect" in err
+    assert target in err
+    assert "hunter2" not in out + err
+    assert secret_seen == []  # the other host was never asked
+    assert seen == ["/ct/v1/get-sth"]  # once: a redirect is not retried
+
+
+def test_a_retry_after_in_other_digits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = tmp_path / "log.der"
+    key.write_bytes(_key_der())
+    # "\u00b2" (superscript two) is a digit to str.isdigit() but not to int().
+    with serving(_reply(429, headers=(("Retry-After", "\u00b2"),))) as (url, seen):
+        code, _, err = run(capsys, "sth", url, "--key", str(key), "--retries", "1")
+    assert len(seen) == 2
+    assert code == 3
+    assert "failed after 2 attempt(s): HTTP 429" in " ".join(err.split())

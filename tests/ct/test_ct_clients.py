@@ -20,11 +20,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pinwarden.ct import static
 from pinwarden.ct._http import (
     Fetcher,
     HTTPSettings,
     HTTPStatusError,
     RateLimiter,
+    ResponseTooLargeError,
     parse_retry_after,
 )
 from pinwarden.ct.client import (
@@ -35,7 +37,8 @@ from pinwarden.ct.client import (
     parse_roots,
 )
 from pinwarden.ct.merkle import CompactRange
-from pinwarden.ct.static import StaticClient, tile_width
+from pinwarden.ct.static import MAX_SUBTREE_TILES, StaticClient, _decompose, tile_width
+from pinwarden.ct.treehead import MAX_TREE_SIZE
 from pinwarden.errors import CTFormatError, InputError, LogMisbehaviourError, NetworkError
 from pinwarden.testing.ctlog import LocalCTLog
 
@@ -187,12 +190,13 @@ async def test_bad_gzip_is_retried_then_fails() -> None:
 
 
 async def test_response_size_is_capped() -> None:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b"x" * 5000)
-
+    handler, seen = scripted(httpx.Response(200, content=b"x" * 5000))
     async with fetcher(handler, Sleeps(), max_response_bytes=4096) as http:
-        with pytest.raises(CTFormatError, match="larger than 4096 bytes"):
+        with pytest.raises(ResponseTooLargeError, match="larger than 4096 bytes") as info:
             await http.get("x")
+    assert isinstance(info.value, NetworkError)
+    assert (info.value.url, info.value.limit) == ("https://log.example/base/x", 4096)
+    assert len(seen) == 1  # the same answer again would be as large: not retried
 
 
 async def test_parallel_requests_are_bounded() -> None:
@@ -360,8 +364,36 @@ async def test_rfc6962_malformed_answers(
         with pytest.raises(LogMisbehaviourError) as info:
             await calls[path]()
     assert info.value.kind == kind
-    assert info.value.evidence["url"] == rfc6962_log.url + path
+    # The URL that answered, with the query asked.
+    url = str(info.value.evidence["url"])
+    assert url.partition("?")[0] == rfc6962_log.url + path
+    if path == "ct/v1/get-entries":
+        assert url.endswith("?start=0&end=2")
     assert info.value.evidence["response"] == body.decode()
+
+
+@pytest.mark.parametrize("api", ["rfc6962", "static"])
+async def test_an_oversized_answer_is_misbehaviour(api: str) -> None:
+    with LocalCTLog(api) as log:  # type: ignore[arg-type]
+        log.grow(300)
+        log.publish()
+        # A head fits in 2 KiB; 256 entries or a data tile do not.
+        settings = HTTPSettings(max_response_bytes=2048, attempts=1)
+        client = (StaticClient if api == "static" else RFC6962Client)(log.log, settings=settings)
+        async with client:
+            head = await client.latest_head()
+            batch = (
+                client.data_tile(0)
+                if isinstance(client, StaticClient)
+                else client.get_entries(0, 256)
+            )
+            with pytest.raises(LogMisbehaviourError) as info:
+                await batch
+    assert head.tree_size == 300
+    error = info.value
+    assert error.kind == "oversized-response"
+    assert error.evidence["limit"] == 2048
+    assert str(error.evidence["url"]).startswith(log.url)
 
 
 async def test_rfc6962_too_many_entries(rfc6962_log: LocalCTLog) -> None:
@@ -499,6 +531,23 @@ async def test_static_subtree_range_is_checked(static_log: LocalCTLog) -> None:
     async with StaticClient(static_log.log) as client:
         with pytest.raises(InputError):
             await client.subtree_hashes(10, 700, 600)
+
+
+async def test_static_subtree_work_is_bounded(
+    static_log: LocalCTLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    static_log.requests.clear()
+    async with StaticClient(static_log.log) as client:
+        with pytest.raises(InputError, match="larger than pinwarden reads"):
+            await client.subtree_hashes(0, MAX_TREE_SIZE + 1, MAX_TREE_SIZE + 1)
+        # The largest readable tree needs one tile per subtree...
+        assert len(_decompose(0, MAX_TREE_SIZE - 1)) == 40
+        # ...but above it one subtree of height 63 spans 32768 level-5 tiles: refused
+        # before any request, whatever the size limit says.
+        monkeypatch.setattr(static, "MAX_TREE_SIZE", 1 << 64)
+        with pytest.raises(InputError, match=f"more than {MAX_SUBTREE_TILES} tiles"):
+            await client.subtree_hashes(0, 1 << 63, 1 << 63)
+    assert static_log.requests == []
 
 
 # -- hypothesis: proof and roots parsers only raise pinwarden errors ---------------------------

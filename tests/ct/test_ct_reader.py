@@ -5,13 +5,18 @@ injected fault detected by its name (or retried, for the transport faults)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+import json
+import urllib.parse
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +25,14 @@ from pinwarden.ct.client import RFC6962Client
 from pinwarden.ct.merkle import CompactRange, node_hash, root_from_leaves
 from pinwarden.ct.reader import LogReader, ReaderState, _extend, _left_siblings, client_for
 from pinwarden.ct.static import StaticClient, _decompose
-from pinwarden.ct.treehead import SignedTreeHead
+from pinwarden.ct.treehead import (
+    HASH_SHA256,
+    SIG_ECDSA,
+    SignedTreeHead,
+    digitally_signed,
+    format_checkpoint,
+    tree_head_signature_input,
+)
 from pinwarden.errors import CTFormatError, InputError, LogMisbehaviourError, NetworkError
 from pinwarden.testing.ctlog import LocalCTLog
 
@@ -451,3 +463,275 @@ def test_extending_a_range_with_subtrees_gives_the_root(data: st.DataObject) -> 
     assert sum(1 << h for h, _, _ in subtrees) == size - start
     compact = CompactRange.from_leaves(leaves[:start])
     assert _extend(compact, subtrees) == root_from_leaves(leaves)
+
+
+# -- review findings: tree-head timestamps and sizes ----------------------------------------------
+
+
+def signed_head(log: LocalCTLog, size: int, timestamp_ms: int, root: bytes) -> SignedTreeHead:
+    """A tree head validly signed with the log's own key (a log can sign anything)."""
+    key = log.key
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    raw = key.sign(tree_head_signature_input(size, timestamp_ms, root), ec.ECDSA(hashes.SHA256()))
+    return SignedTreeHead(size, timestamp_ms, root, digitally_signed(HASH_SHA256, SIG_ECDSA, raw))
+
+
+def head_body(log: LocalCTLog, head: SignedTreeHead) -> bytes:
+    if log.api == "static":
+        return format_checkpoint(head, log.origin, log.log_id).encode()
+    return json.dumps(head.to_json()).encode()
+
+
+@pytest.mark.parametrize("offset_ms", [-60_000, 0])
+async def test_a_larger_head_must_be_newer(log: LocalCTLog, offset_ms: int) -> None:
+    log.grow(10)
+    log.publish()
+    async with reader_for(log) as reader:
+        first = await reader.latest_verified()
+    log.grow(300)
+    log.publish()
+    # The real tree of 310 (consistent with the first head), signed with an older timestamp.
+    older = signed_head(log, 310, first.timestamp_ms + offset_ms, log.root(310))
+    async with reader_for(
+        log, transport=replaying(log, head_path(log), head_body(log, older))
+    ) as r:
+        with pytest.raises(LogMisbehaviourError) as info:
+            await r.latest_verified(first)
+    assert info.value.kind == "timestamp-regressed"
+    assert info.value.evidence["first"] == first.to_json()
+    second = info.value.evidence["second"]
+    assert isinstance(second, dict)
+    assert (second["tree_size"], second["timestamp"]) == (310, older.timestamp_ms)
+
+
+async def test_a_head_from_the_future(log: LocalCTLog) -> None:
+    log.grow(5)
+    log.publish()
+    signed_at = log.head.timestamp
+    early = [signed_at - dt.timedelta(hours=2)]
+    async with reader_for(log, clock=lambda: early[0]) as reader:
+        with pytest.raises(LogMisbehaviourError) as info:
+            await reader.latest_verified()
+        assert info.value.kind == "future-timestamp"
+        assert info.value.evidence["tree_head"] == log_head_json(info.value.evidence)
+        # Within the allowed skew (an hour by default) it is accepted.
+        early[0] = signed_at - dt.timedelta(minutes=50)
+        assert (await reader.latest_verified()).tree_size == 5
+        # An explicit now overrides the clock.
+        with pytest.raises(LogMisbehaviourError, match="future-timestamp"):
+            await reader.latest_verified(now=signed_at - dt.timedelta(minutes=61))
+    async with reader_for(log, clock=lambda: early[0], max_clock_skew=dt.timedelta(0)) as strict:
+        with pytest.raises(LogMisbehaviourError, match="future-timestamp"):
+            await strict.latest_verified()
+        with pytest.raises(InputError, match="aware"):
+            await strict.latest_verified(now=dt.datetime(2026, 1, 1))
+
+
+def log_head_json(evidence: dict[str, object]) -> object:
+    head = evidence["tree_head"]
+    assert isinstance(head, dict)
+    assert head["tree_size"] == 5
+    return head
+
+
+async def test_an_implausible_tree_size_costs_no_tiles_or_proofs(log: LocalCTLog) -> None:
+    log.grow(300)
+    log.publish()
+    async with reader_for(log) as reader:
+        first = await reader.latest_verified()
+    huge = signed_head(log, 1 << 63, first.timestamp_ms + 1, bytes(32))
+    log.requests.clear()
+    transport = replaying(log, head_path(log), head_body(log, huge))
+    async with reader_for(log, transport=transport) as reader:
+        with pytest.raises(LogMisbehaviourError) as info:
+            await reader.latest_verified(first)
+    assert info.value.kind == "implausible-size"
+    evidence = info.value.evidence["tree_head"]
+    assert isinstance(evidence, dict)
+    assert evidence["tree_size"] == 1 << 63
+    assert log.requests == []  # the head came from the replay; nothing else was asked
+
+
+# -- review findings: RFC 6962 anchors ------------------------------------------------------------
+
+
+def rewriting(
+    log: LocalCTLog, rewrite: Callable[[str, str, bytes], bytes | int | None]
+) -> httpx.MockTransport:
+    """Pass requests to the real log; ``rewrite(path, query, body)`` may replace an answer
+    with other bytes or a status (None: keep it)."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        async with httpx.AsyncClient() as http:
+            real = await http.get(str(request.url))
+        new = rewrite(request.url.path.lstrip("/"), request.url.query.decode(), real.content)
+        if new is None:
+            return httpx.Response(real.status_code, content=real.content)
+        if isinstance(new, int):
+            return httpx.Response(new)
+        return httpx.Response(200, content=new)
+
+    return httpx.MockTransport(handler)
+
+
+def with_leaf(body: bytes, position: int, leaf_input: str) -> bytes:
+    """A get-entries answer with the entry at ``position`` replaced."""
+    document = json.loads(body)
+    document["entries"][position]["leaf_input"] = leaf_input
+    return json.dumps(document).encode()
+
+
+async def entries_json(log: LocalCTLog, start: int, end: int) -> list[dict[str, str]]:
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(log.url + f"ct/v1/get-entries?start={start}&end={end}")
+    entries = answer.json()["entries"]
+    assert isinstance(entries, list)
+    return entries
+
+
+async def test_anchor_at_the_tree_end_with_a_lie_after_it() -> None:
+    # The review's anchor_end_attack: entries 5 and 6 are the same certificate, get-entries
+    # says entry 6 is some other leaf, and get-proof-by-hash says that leaf is at 5 (with
+    # entry 5's real proof). The proof must be checked at the index it claims.
+    fixed = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with LocalCTLog("rfc6962", clock=lambda: fixed) as log, LocalCTLog("rfc6962") as other:
+        log.grow(5)
+        twice = log.ca.issue("twice.example.test")
+        log.add_certificate(twice)
+        log.add_certificate(twice)
+        log.publish()
+        other.grow(1)
+        other.publish()
+        fake = (await entries_json(other, 0, 0))[0]["leaf_input"]
+        real_proof = json.dumps(
+            {"leaf_index": 5, "audit_path": [_b64(h) for h in log.inclusion_proof(5, 7)]}
+        ).encode()
+
+        def rewrite(path: str, query: str, body: bytes) -> bytes | None:
+            if path.endswith("get-entries") and query == "start=0&end=6":
+                return with_leaf(body, 6, fake)
+            if path.endswith("get-proof-by-hash"):
+                return real_proof
+            return None
+
+        async with reader_for(log, transport=rewriting(log, rewrite)) as reader:
+            head = await reader.latest_verified()
+            with pytest.raises(LogMisbehaviourError) as info:
+                await reader.compact_range_at(7, head)
+    assert info.value.kind == "bad-proof"
+    assert info.value.evidence["leaf_index"] == 5
+
+
+@pytest.mark.parametrize("size", [7, 5])
+async def test_entries_between_the_anchor_and_the_start_are_checked(size: int) -> None:
+    # get-entries replaces the entries just before the start with copies of entry 2: the
+    # log proves that leaf at 2 (a "duplicate"), so the reader anchors further back and
+    # must prove the copied entries it adds after the anchor.
+    with LocalCTLog("rfc6962") as log:
+        log.grow(7)
+        log.publish()
+        entry2 = (await entries_json(log, 2, 2))[0]["leaf_input"]
+
+        def rewrite(path: str, query: str, body: bytes) -> bytes | None:
+            if path.endswith("get-entries"):
+                for position in range(len(json.loads(body)["entries"])):
+                    if position in (size - 1, size):  # offsets match: these start at 0
+                        body = with_leaf(body, position, entry2)
+                return body
+            return None
+
+        async with reader_for(log, transport=rewriting(log, rewrite)) as reader:
+            head = await reader.latest_verified()
+            with pytest.raises(LogMisbehaviourError) as info:
+                await reader.compact_range_at(size, head)
+    assert info.value.kind == "wrong-root"
+
+
+async def test_a_hash_the_log_does_not_find_tries_the_entry_before() -> None:
+    with LocalCTLog("rfc6962") as log:
+        log.grow(20)
+        log.publish()
+        missing = _b64(log.leaf_hash(12))
+        asked: list[str] = []
+
+        def rewrite(path: str, query: str, body: bytes) -> int | None:
+            if path.endswith("get-proof-by-hash"):
+                asked.append(query)
+                if urllib.parse.quote(missing, safe="") in query or missing in query:
+                    return 404
+            return None
+
+        async with reader_for(log, transport=rewriting(log, rewrite)) as reader:
+            head = await reader.latest_verified()
+            compact = await reader.compact_range_at(12, head)
+    assert compact.root() == log.root(12)
+    assert len(asked) == 2  # entry 12 (404), then entry 11
+
+
+async def test_a_proof_at_another_index_must_verify_there() -> None:
+    with LocalCTLog("rfc6962") as log:
+        log.grow(40)
+        log.publish()
+
+        def rewrite(path: str, query: str, body: bytes) -> bytes | None:
+            if path.endswith("get-proof-by-hash"):
+                document = json.loads(body)
+                document["leaf_index"] = 0  # "every leaf is a copy of entry 0"
+                return json.dumps(document).encode()
+            return None
+
+        async with reader_for(log, transport=rewriting(log, rewrite)) as reader:
+            head = await reader.latest_verified()
+            with pytest.raises(LogMisbehaviourError) as info:
+                await reader.compact_range_at(20, head)
+    assert info.value.kind == "bad-proof"
+    assert info.value.evidence["leaf_index"] == 0
+
+
+# -- review findings: saved state ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["bytes", "object"])
+async def test_a_damaged_saved_range_is_a_state_mismatch(log: LocalCTLog, form: str) -> None:
+    log.grow(600)
+    log.publish()
+    damaged = CompactRange.from_state(300, [bytes(32)] * 4)  # 300 = 256 + 32 + 8 + 4
+    good = CompactRange.from_leaves(log.leaf_hash(i) for i in range(300))
+    async with reader_for(log, batch_size=256) as reader:
+        head = await reader.latest_verified()
+        log.requests.clear()
+        saved = damaged.to_bytes() if form == "bytes" else damaged
+        with pytest.raises(LogMisbehaviourError) as info:
+            async for _ in reader.entries(300, 600, head, saved):
+                pass
+        entry_requests = [r for r in log.requests if "get-entries" in r or "tile/data" in r]
+        assert entry_requests == []  # refused before any entry was fetched
+        assert info.value.kind == "state-mismatch"
+        assert info.value.evidence["position"] == 300
+        assert info.value.evidence["compact_range"] == _b64(damaged.to_bytes())
+        # The same call with the right state reads on.
+        assert [b.state.position async for b in reader.entries(300, 600, head, good)] == [
+            512,
+            600,
+        ]
+
+
+async def test_a_saved_range_at_the_head_is_checked_without_requests(log: LocalCTLog) -> None:
+    log.grow(30)
+    log.publish()
+    async with reader_for(log) as reader:
+        head = await reader.latest_verified()
+        wrong = CompactRange.from_leaves(log.leaf_hash(i) for i in range(29))
+        wrong.append(bytes(32))
+        # Nothing to read: not checked, not an error.
+        assert [b async for b in reader.entries(30, 30, head, wrong)] == []
+        log.grow(5)
+        log.publish()
+        newer = await reader.latest_verified(head)
+        with pytest.raises(LogMisbehaviourError, match="state-mismatch"):
+            async for _ in reader.entries(30, 35, newer, wrong):
+                pass
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

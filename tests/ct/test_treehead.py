@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from pinwarden.ct.logs import Log, log_id_of
 from pinwarden.ct.treehead import (
+    MAX_TREE_SIZE,
     SIG_ECDSA,
     SIG_RSA,
     SignedTreeHead,
@@ -245,6 +246,43 @@ def test_checkpoint_verifies(tiled: Signer) -> None:
     assert head.checkpoint == note
     # The note signature is the get-sth signature (static-ct-api: the forms convert).
     verify_sth(head, tiled.log)
+
+
+@pytest.mark.parametrize("size", [MAX_TREE_SIZE + 1, 1 << 63, (1 << 64) - 1])
+def test_an_implausible_signed_size_is_misbehaviour(
+    size: int, ec_signer: Signer, tiled: Signer
+) -> None:
+    head = ec_signer.sth(size=size)
+    with pytest.raises(LogMisbehaviourError) as info:
+        verify_sth(head, ec_signer.log)
+    assert info.value.kind == "implausible-size"
+    assert info.value.evidence["tree_head"] == head.to_json()
+    with pytest.raises(LogMisbehaviourError) as info:
+        verify_checkpoint(tiled.checkpoint(size=size), tiled.log)
+    assert info.value.kind == "implausible-size"
+    evidence = info.value.evidence["tree_head"]
+    assert isinstance(evidence, dict)
+    assert evidence["tree_size"] == size
+    assert "checkpoint" in evidence
+
+
+def test_the_size_limit(ec_signer: Signer, tiled: Signer) -> None:
+    verify_sth(ec_signer.sth(size=MAX_TREE_SIZE), ec_signer.log)
+    assert verify_checkpoint(tiled.checkpoint(size=MAX_TREE_SIZE), tiled.log).tree_size == (
+        MAX_TREE_SIZE
+    )
+    # A caller may ask for less.
+    with pytest.raises(LogMisbehaviourError, match="implausible-size"):
+        verify_sth(ec_signer.sth(size=11), ec_signer.log, max_tree_size=10)
+    with pytest.raises(LogMisbehaviourError, match="implausible-size"):
+        verify_checkpoint(tiled.checkpoint(size=11), tiled.log, max_tree_size=10)
+
+
+def test_a_bad_signature_is_reported_before_the_size(ec_signer: Signer) -> None:
+    head = ec_signer.sth(size=1 << 63)
+    forged = SignedTreeHead(head.tree_size + 1, head.timestamp_ms, ROOT, head.signature)
+    with pytest.raises(LogMisbehaviourError, match="bad-signature"):
+        verify_sth(forged, ec_signer.log)
 
 
 def test_checkpoint_with_rsa_key() -> None:

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Coroutine
 from enum import Enum
@@ -320,6 +321,9 @@ def entry_json(entry: LogEntry) -> dict[str, Any]:
     }
 
 
+_UNAUTHENTICATED = "[yellow]unauthenticated (extra_data)[/yellow]"
+
+
 def _show_entry(entry: LogEntry) -> None:
     console = out()
     kind = "precertificate" if entry.is_precert else "certificate"
@@ -342,6 +346,16 @@ def _show_entry(entry: LogEntry) -> None:
         console.print(f"{pad}pin         {entry.spki_pin}")
     console.print(f"{pad}tbs sha256  {entry.tbs_hash.hex()}")
     console.print(f"{pad}leaf hash   {base64.b64encode(entry.leaf_hash).decode()}")
+    # What follows came beside the leaf (get-entries extra_data, the rest of a TileLeaf):
+    # the leaf hash does not cover it, so it is shown as the log's unchecked word.
+    if entry.is_precert and entry.certificate_der is not None:
+        digest = hashlib.sha256(entry.certificate_der).hexdigest()
+        console.print(f"{pad}pre-cert    sha256 {digest}  {_UNAUTHENTICATED}")
+    if entry.chain_fingerprints:
+        count = len(entry.chain_fingerprints)
+        console.print(f"{pad}chain       {count} certificate(s)  {_UNAUTHENTICATED}")
+        for fingerprint in entry.chain_fingerprints:
+            console.print(f"{pad}            sha256 {fingerprint.hex()}")
 
 
 def _progress(total: int) -> Progress:

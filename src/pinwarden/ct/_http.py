@@ -2,9 +2,16 @@
 bounded parallel requests, retries with exponential backoff and jitter on 429, 5xx, timeouts
 and dropped connections (honouring ``Retry-After``), gzip, and a cap on response size.
 
-httpx does the HTTP (and decodes ``Content-Encoding: gzip``); this module only adds the
-policy a polite, robust log reader needs. Transports are the seam for tests: pass
-``transport=httpx.MockTransport(...)`` or a ready ``httpx.AsyncClient``.
+httpx does the HTTP; this module adds the policy a polite, robust log reader needs, and
+decodes ``Content-Encoding`` itself: httpx decodes every listed coding with no limit on the
+output, so a few hundred bytes of stacked gzip could expand to gigabytes before any size
+check. Here the body is read raw under the size cap and only ``identity`` or a single
+``gzip`` coding is accepted, decompressed with an output limit. Redirects are not followed:
+a log is read at the URL its log list gives, and a redirect elsewhere (another host, an
+internal service) is an error, never a body to parse or to copy into evidence.
+
+Transports are the seam for tests: pass ``transport=httpx.MockTransport(...)`` or a ready
+``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import asyncio
 import email.utils
 import math
 import random
+import re
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,25 +31,42 @@ from types import TracebackType
 import httpx
 
 from pinwarden._version import __version__
-from pinwarden.errors import CTFormatError, InputError, NetworkError
+from pinwarden.errors import InputError, NetworkError
 
-__all__ = ["Fetcher", "HTTPSettings", "HTTPStatusError", "RateLimiter", "parse_retry_after"]
+__all__ = [
+    "Fetched",
+    "Fetcher",
+    "HTTPSettings",
+    "HTTPStatusError",
+    "RateLimiter",
+    "ResponseTooLargeError",
+    "parse_retry_after",
+]
 
 USER_AGENT = f"pinwarden/{__version__}"
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# RFC 9110 delay-seconds is 1*DIGIT (ASCII: str.isdigit() also takes "²" and "٣"). Ten digits
+# are over 300 years; a longer value is read as "longer than anything we wait for".
+_DELAY_SECONDS = re.compile(r"[0-9]+")
+_MAX_DELAY_DIGITS = 10
+_GZIP_CODINGS = frozenset({"gzip", "x-gzip"})  # x-gzip: RFC 9110 section 8.4.1.3
+_LOCATION_CHARS = 200
 
 
 @dataclass(frozen=True)
 class HTTPSettings:
     """How a log is fetched.
 
-    ``timeout`` is per request (connect, read, write, pool) in seconds; ``attempts`` the
-    number of tries of one request; ``backoff`` the first retry delay, doubled per retry up to
-    ``max_backoff``, half of it random (jitter); a ``Retry-After`` longer than
-    ``max_retry_after`` is not waited for (the request fails); ``requests_per_second`` spaces
-    request starts evenly (None: no limit); ``concurrency`` bounds requests in flight;
-    ``max_response_bytes`` bounds a decoded body.
+    ``timeout`` bounds each attempt of a request as a whole (connecting, sending, the headers
+    and the whole body, in seconds; a server that trickles its answer byte by byte times out
+    too); ``attempts`` the number of tries of one request; ``backoff`` the first retry delay,
+    doubled per retry up to ``max_backoff``, half of it random (jitter); a ``Retry-After``
+    longer than ``max_retry_after`` is not waited for (the request fails);
+    ``requests_per_second`` spaces request starts evenly (None: no limit); ``concurrency``
+    bounds requests in flight; ``max_response_bytes`` bounds a body, both as received and
+    decompressed.
     """
 
     timeout: float = 30.0
@@ -65,7 +91,8 @@ class HTTPSettings:
 
 
 class HTTPStatusError(NetworkError):
-    """The log answered with an HTTP status that is not retried (e.g. 404, 400)."""
+    """The log answered with an HTTP status that is not retried (e.g. 404, 400, or a
+    redirect, which is never followed)."""
 
     def __init__(self, message: str, *, status: int, url: str) -> None:
         super().__init__(message)
@@ -73,9 +100,29 @@ class HTTPStatusError(NetworkError):
         self.url = url
 
 
+class ResponseTooLargeError(NetworkError):
+    """The answer to ``url`` was larger than ``limit`` bytes (as received, or decompressed).
+    Not retried. The CT clients report it as ``oversized-response`` misbehaviour."""
+
+    def __init__(self, message: str, *, url: str, limit: int) -> None:
+        super().__init__(message)
+        self.url = url
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A ``200`` answer: its (decompressed) ``body`` and the ``url`` that answered, with the
+    query string (the request's own URL: redirects are not followed)."""
+
+    body: bytes
+    url: str
+
+
 class RateLimiter:
     """Spaces request starts ``1 / rate`` seconds apart; :meth:`pause_until` holds every
-    request back (after a 429 with ``Retry-After``: the log asked the whole client to wait)."""
+    request back (after a 429 with ``Retry-After``: the log asked the whole client to wait),
+    including one already waiting for its turn."""
 
     def __init__(
         self,
@@ -88,36 +135,87 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._next = 0.0
+        self._paused = 0.0
         self._lock = asyncio.Lock()
 
     def pause_until(self, when: float) -> None:
-        self._next = max(self._next, when)
+        self._paused = max(self._paused, when)
 
     async def wait(self) -> None:
-        async with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self._interval
-        if start > now:
-            await self._sleep(start - now)
+        while True:
+            async with self._lock:
+                now = self._clock()
+                start = max(now, self._next, self._paused)
+                self._next = start + self._interval
+            if start > now:
+                await self._sleep(start - now)
+            # A pause asked while this request slept for its turn holds it back too.
+            if self._paused <= start:
+                return
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date,
-    RFC 9110 section 10.2.3); None when absent or unreadable."""
+    RFC 9110 section 10.2.3); None when absent or unreadable. Delay-seconds are ASCII digits;
+    more than ten of them give ``math.inf``."""
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
+    if _DELAY_SECONDS.fullmatch(text):
+        return float(int(text)) if len(text) <= _MAX_DELAY_DIGITS else math.inf
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     current = now or datetime.now(timezone.utc)
     return max(0.0, (when - current).total_seconds())
+
+
+class _Garbled(Exception):
+    """A body that does not decode (bad or truncated gzip): retried like a broken transfer."""
+
+
+class _TooLarge(Exception):
+    """A body beyond ``max_response_bytes`` (raised inside :meth:`Fetcher._once`)."""
+
+
+class _Gunzip:
+    """Decompresses the gzip members of a body as its chunks arrive, refusing more than
+    ``limit`` bytes of output (raises :class:`_TooLarge`). Hand-written over zlib because
+    httpx's decoder has no output limit; the pattern of ``pinwarden.ct.tiles._gunzip``."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._member: zlib._Decompress | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        while data:
+            if self._member is None:
+                self._member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            member = self._member
+            try:
+                piece = member.decompress(data, self._limit - self._size + 1)
+            except zlib.error as exc:
+                raise _Garbled(f"bad gzip data ({exc})") from None
+            self._size += len(piece)
+            if self._size > self._limit:
+                raise _TooLarge
+            out.append(piece)
+            if member.eof:
+                data = member.unused_data  # the next member, if any
+                self._member = None
+            else:
+                # Below the output limit zlib consumed everything: this is empty.
+                data = member.unconsumed_tail
+        return b"".join(out)
+
+    def finish(self) -> None:
+        if self._member is not None:
+            raise _Garbled("truncated gzip data")
 
 
 class Fetcher:
@@ -150,7 +248,7 @@ class Fetcher:
         self._client = client or httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(self.settings.timeout),
-            follow_redirects=True,
+            follow_redirects=False,
             limits=httpx.Limits(max_connections=self.settings.concurrency),
         )
         self._sleep = sleep
@@ -180,29 +278,54 @@ class Fetcher:
         return self.base_url + path.lstrip("/")
 
     async def get(self, path: str, params: Mapping[str, str | int] | None = None) -> bytes:
-        """The body of ``GET base_url + path`` (decoded from gzip), retried as configured.
+        """The body of ``GET base_url + path`` (see :meth:`fetch`)."""
+        return (await self.fetch(path, params)).body
 
-        Raises :class:`HTTPStatusError` for a status that is not retried,
-        :class:`~pinwarden.errors.NetworkError` when every attempt failed, and
-        :class:`~pinwarden.errors.CTFormatError` when the body is larger than allowed.
+    async def fetch(self, path: str, params: Mapping[str, str | int] | None = None) -> Fetched:
+        """``GET base_url + path``: the body (decoded from gzip) and the URL that answered,
+        retried as configured.
+
+        Raises :class:`HTTPStatusError` for a status that is not retried (a redirect is one),
+        :class:`ResponseTooLargeError` when the body is larger than allowed, and
+        :class:`~pinwarden.errors.NetworkError` when every attempt failed or the answer
+        cannot be read (an unsupported ``Content-Encoding``, an HTTP error).
         """
         url = self.url(path)
         settings = self.settings
         failure = "no attempt made"
         for attempt in range(settings.attempts):
             retry_after: float | None = None
-            await self._limiter.wait()
+            # The turn is taken inside the semaphore: a request queued behind slow ones
+            # still starts 1/rate after the one before it, and a Retry-After pause set
+            # below (before the slot is released) holds back every queued request.
             async with self._semaphore:
+                await self._limiter.wait()
                 self.requests += 1
                 try:
-                    status, headers, body = await self._once(url, params)
-                except httpx.TimeoutException:
+                    status, headers, fetched = await asyncio.wait_for(
+                        self._once(url, params), settings.timeout
+                    )
+                except (asyncio.TimeoutError, httpx.TimeoutException):
                     failure = f"timed out after {settings.timeout:g} s"
-                except (httpx.TransportError, httpx.DecodingError) as exc:
+                except (httpx.TransportError, httpx.DecodingError, _Garbled) as exc:
                     failure = f"{type(exc).__name__}: {_first_line(exc)}"
+                except httpx.HTTPError as exc:
+                    raise NetworkError(
+                        f"{self.what}: GET {_show(url, params)}: {type(exc).__name__}: "
+                        f"{_first_line(exc)}"
+                    ) from None
                 else:
                     if status == 200:
-                        return body
+                        return fetched
+                    if 300 <= status < 400:
+                        location = headers.get("location", "")[:_LOCATION_CHARS]
+                        raise HTTPStatusError(
+                            f"{self.what}: GET {_show(url, params)} returned HTTP {status}, a "
+                            f"redirect to {location!r}: not followed (a log is read only at "
+                            "the URL of its log list)",
+                            status=status,
+                            url=url,
+                        )
                     if status != 429 and not 500 <= status < 600:
                         raise HTTPStatusError(
                             f"{self.what}: GET {_show(url, params)} returned HTTP {status}",
@@ -211,19 +334,20 @@ class Fetcher:
                         )
                     failure = f"HTTP {status}"
                     retry_after = parse_retry_after(headers.get("retry-after"))
+                    if retry_after is not None and retry_after <= settings.max_retry_after:
+                        # The log asked this client to wait: hold back every request to
+                        # it, this retry included (the limiter waits at the top).
+                        self._limiter.pause_until(self._clock() + retry_after)
+            if retry_after is not None and retry_after > settings.max_retry_after:
+                wait = f"{retry_after:g} s" if math.isfinite(retry_after) else "an endless time"
+                raise NetworkError(
+                    f"{self.what}: GET {_show(url, params)}: {failure}, the log asks to "
+                    f"retry after {wait} (more than {settings.max_retry_after:g} s)"
+                )
             if attempt + 1 == settings.attempts:
                 break
             self.retries += 1
-            if retry_after is not None:
-                if retry_after > settings.max_retry_after:
-                    raise NetworkError(
-                        f"{self.what}: GET {_show(url, params)}: {failure}, the log asks to "
-                        f"retry after {retry_after:g} s (more than {settings.max_retry_after:g} s)"
-                    )
-                # The log asked this client to wait: hold back every request to it, this
-                # retry included (the limiter sleeps at the top of the loop).
-                self._limiter.pause_until(self._clock() + retry_after)
-            else:
+            if retry_after is None:
                 ceiling = min(settings.max_backoff, settings.backoff * 2**attempt)
                 await self._sleep(ceiling / 2 + self._rng.uniform(0, ceiling / 2))
         raise NetworkError(
@@ -233,7 +357,7 @@ class Fetcher:
 
     async def _once(
         self, url: str, params: Mapping[str, str | int] | None
-    ) -> tuple[int, httpx.Headers, bytes]:
+    ) -> tuple[int, httpx.Headers, Fetched]:
         limit = self.settings.max_response_bytes
         try:
             request = self._client.build_request(
@@ -244,22 +368,56 @@ class Fetcher:
             )
         except httpx.InvalidURL as exc:
             raise InputError(f"{self.what}: bad URL {url!r}: {exc}") from None
-        response = await self._client.send(request, stream=True)
+        response = await self._client.send(request, stream=True, follow_redirects=False)
+        answered = str(response.url)
         try:
             if response.status_code != 200:
-                return response.status_code, response.headers, b""
+                return response.status_code, response.headers, Fetched(b"", answered)
+            gunzip = self._decoder(response.headers.get("content-encoding"), answered)
             chunks: list[bytes] = []
+            received = 0
             size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise CTFormatError(
-                        f"{self.what}: the response to GET {url} is larger than {limit} bytes"
+            try:
+                if response.is_stream_consumed:
+                    # A transport that answered with a body in memory (httpx.MockTransport
+                    # with content=): httpx has decoded it already; only the cap is left.
+                    if len(response.content) > limit:
+                        raise _TooLarge
+                    return (
+                        response.status_code,
+                        response.headers,
+                        Fetched(response.content, answered),
                     )
-                chunks.append(chunk)
-            return response.status_code, response.headers, b"".join(chunks)
+                async for raw in response.aiter_raw():
+                    received += len(raw)
+                    chunk = raw if gunzip is None else gunzip.feed(raw)
+                    size += len(chunk)
+                    if received > limit or size > limit:
+                        raise _TooLarge
+                    chunks.append(chunk)
+                if gunzip is not None:
+                    gunzip.finish()
+            except _TooLarge:
+                raise ResponseTooLargeError(
+                    f"{self.what}: the response to GET {answered} is larger than {limit} bytes",
+                    url=answered,
+                    limit=limit,
+                ) from None
+            return response.status_code, response.headers, Fetched(b"".join(chunks), answered)
         finally:
             await response.aclose()
+
+    def _decoder(self, header: str | None, url: str) -> _Gunzip | None:
+        codings = [c.strip().lower() for c in (header or "").split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if not codings:
+            return None
+        if len(codings) == 1 and codings[0] in _GZIP_CODINGS:
+            return _Gunzip(self.settings.max_response_bytes)
+        raise NetworkError(
+            f"{self.what}: the response to GET {url} has Content-Encoding "
+            f"{(header or '')[:_LOCATION_CHARS]!r}; only identity or a single gzip is accepted"
+        )
 
 
 def _show(url: str, params: Mapping[str, str | int] | None) -> str:

@@ -8,9 +8,19 @@ log served as ``evidence``. Proofs are returned parsed; checking them against tr
 entries against the signed root) is :mod:`pinwarden.ct.reader`'s job.
 
 Errors: :class:`~pinwarden.errors.NetworkError` when the log cannot be reached after the
-retries of :class:`~pinwarden.ct._http.HTTPSettings`; :class:`LogMisbehaviourError` kinds
-``malformed-tree-head``, ``bad-signature``, ``bad-proof`` (a proof that does not parse) and
-``malformed-entry`` (entries that do not parse, none or too many returned).
+retries of :class:`~pinwarden.ct._http.HTTPSettings` (or redirects elsewhere: redirects are
+not followed); :class:`LogMisbehaviourError` kinds ``malformed-tree-head``, ``bad-signature``,
+``implausible-size`` (a signed tree head larger than
+:data:`~pinwarden.ct.treehead.MAX_TREE_SIZE`), ``bad-proof`` (a proof that does not parse),
+``malformed-entry`` (entries that do not parse, none or too many returned) and
+``oversized-response`` (an answer larger than ``max_response_bytes``). Evidence ``url`` is the
+URL that answered, query included.
+
+Why an oversized answer is misbehaviour, not a network error: no answer of these APIs comes
+near the limit (64 MiB by default; a get-entries batch or a tile is at most a few MiB), a
+retry would download it again, and exit 3 or a silent retry in the monitor would hide a log
+(or whatever answers at its URL) that serves something hostile, which the operator must hear
+about. It is not an input error either: nothing the user gave us is wrong.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from pinwarden.ct._http import Fetcher, HTTPSettings, Sleep
+from pinwarden.ct._http import Fetched, Fetcher, HTTPSettings, ResponseTooLargeError, Sleep
 from pinwarden.ct.entries import LogEntry, parse_get_entries
 from pinwarden.ct.logs import Log
 from pinwarden.ct.treehead import SignedTreeHead, log_name, parse_sth, verify_sth
@@ -122,16 +132,36 @@ class LogClient:
         """The log's current tree head, signature verified."""
         raise NotImplementedError
 
+    async def fetch(self, path: str, params: Mapping[str, str | int] | None = None) -> Fetched:
+        """:meth:`Fetcher.fetch <pinwarden.ct._http.Fetcher.fetch>`, with an answer larger
+        than the settings allow reported as ``oversized-response`` misbehaviour."""
+        try:
+            return await self.fetcher.fetch(path, params)
+        except ResponseTooLargeError as exc:
+            raise self.misbehaviour(
+                "oversized-response",
+                f"the answer to GET {exc.url} is larger than {exc.limit} bytes",
+                {"url": exc.url, "limit": exc.limit},
+            ) from None
+
     def misbehaviour(
         self, kind: str, message: str, evidence: Mapping[str, object] | None = None
     ) -> LogMisbehaviourError:
         return LogMisbehaviourError(kind, self.name, message, dict(evidence or {}))
 
     def malformed(
-        self, kind: str, exc: CTFormatError, path: str, body: bytes, **extra: object
+        self,
+        kind: str,
+        exc: CTFormatError,
+        path: str,
+        body: bytes,
+        *,
+        url: str | None = None,
+        **extra: object,
     ) -> LogMisbehaviourError:
-        """A response that does not parse, as misbehaviour with the response as evidence."""
-        evidence: dict[str, object] = {"url": self.fetcher.url(path), "error": str(exc)}
+        """A response that does not parse, as misbehaviour with the response as evidence
+        (``url``: the URL that answered; default: ``path`` under the log's URL)."""
+        evidence: dict[str, object] = {"url": url or self.fetcher.url(path), "error": str(exc)}
         evidence.update(extra)
         evidence["response"] = body[:_EVIDENCE_CHARS].decode("utf-8", "replace")
         return self.misbehaviour(kind, str(exc), evidence)
@@ -159,11 +189,13 @@ class RFC6962Client(LogClient):
     async def get_sth(self) -> SignedTreeHead:
         """``get-sth``: the current signed tree head, its signature verified."""
         path = "ct/v1/get-sth"
-        body = await self.fetcher.get(path)
+        fetched = await self.fetch(path)
         try:
-            sth = parse_sth(body, source="get-sth")
+            sth = parse_sth(fetched.body, source="get-sth")
         except CTFormatError as exc:
-            raise self.malformed("malformed-tree-head", exc, path, body) from exc
+            raise self.malformed(
+                "malformed-tree-head", exc, path, fetched.body, url=fetched.url
+            ) from exc
         verify_sth(sth, self.log)
         return sth
 
@@ -177,11 +209,13 @@ class RFC6962Client(LogClient):
         if first == second:
             return ()
         path = "ct/v1/get-sth-consistency"
-        body = await self.fetcher.get(path, {"first": first, "second": second})
+        fetched = await self.fetch(path, {"first": first, "second": second})
         try:
-            return parse_consistency_proof(body)
+            return parse_consistency_proof(fetched.body)
         except CTFormatError as exc:
-            raise self.malformed("bad-proof", exc, path, body, first=first, second=second) from exc
+            raise self.malformed(
+                "bad-proof", exc, path, fetched.body, url=fetched.url, first=first, second=second
+            ) from exc
 
     async def get_proof_by_hash(self, leaf_hash: bytes, tree_size: int) -> InclusionProof:
         """``get-proof-by-hash``: where the leaf with ``leaf_hash`` is in the tree of
@@ -191,12 +225,18 @@ class RFC6962Client(LogClient):
             "hash": base64.b64encode(leaf_hash).decode("ascii"),
             "tree_size": tree_size,
         }
-        body = await self.fetcher.get(path, params)
+        fetched = await self.fetch(path, params)
         try:
-            return parse_inclusion_proof(body, tree_size)
+            return parse_inclusion_proof(fetched.body, tree_size)
         except CTFormatError as exc:
             raise self.malformed(
-                "bad-proof", exc, path, body, leaf_hash=params["hash"], tree_size=tree_size
+                "bad-proof",
+                exc,
+                path,
+                fetched.body,
+                url=fetched.url,
+                leaf_hash=params["hash"],
+                tree_size=tree_size,
             ) from exc
 
     async def get_entries(self, start: int, end: int) -> list[LogEntry]:
@@ -214,12 +254,13 @@ class RFC6962Client(LogClient):
         found: list[LogEntry] = []
         position = start
         while position < end:
-            body = await self.fetcher.get(path, {"start": position, "end": end - 1})
+            fetched = await self.fetch(path, {"start": position, "end": end - 1})
+            body = fetched.body
             try:
                 entries = parse_get_entries(body, position, source="get-entries")
             except CTFormatError as exc:
                 raise self.malformed(
-                    "malformed-entry", exc, path, body, start=position, end=end - 1
+                    "malformed-entry", exc, path, body, url=fetched.url, start=position, end=end - 1
                 ) from exc
             problem = None
             if not entries:
@@ -235,6 +276,7 @@ class RFC6962Client(LogClient):
                     CTFormatError(problem),
                     path,
                     body,
+                    url=fetched.url,
                     start=position,
                     end=end - 1,
                 )
@@ -245,11 +287,13 @@ class RFC6962Client(LogClient):
     async def get_roots(self) -> list[bytes]:
         """``get-roots``: the DER certificates the log accepts as roots (not parsed)."""
         path = "ct/v1/get-roots"
-        body = await self.fetcher.get(path)
+        fetched = await self.fetch(path)
         try:
-            return parse_roots(body)
+            return parse_roots(fetched.body)
         except CTFormatError as exc:
-            raise self.malformed("malformed-entry", exc, path, body) from exc
+            raise self.malformed(
+                "malformed-entry", exc, path, fetched.body, url=fetched.url
+            ) from exc
 
 
 def parse_consistency_proof(body: bytes | str) -> tuple[bytes, ...]:

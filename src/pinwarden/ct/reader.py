@@ -14,28 +14,44 @@ stand on.
   static log each entry of a data tile must also hash to the level-0 tile.
 
 State resumes from ``(position, head, compact range bytes)`` (:class:`ReaderState`), which
-every batch carries: the monitor commits it with what it found in the batch.
+every batch carries: the monitor commits it with what it found in the batch. A saved compact
+range given to :meth:`LogReader.entries` is checked against the signed tree before the first
+entry is fetched; when it is not a prefix of it the error is ``state-mismatch``, not
+``wrong-root``: either the saved state is damaged or the log now serves a tree other than the
+one the state was built from, and the reader cannot tell which. A monitor should stop reading
+that log and alert (state or log inconsistent), not blame the log alone nor silently restart.
 
 Any failed check raises :class:`~pinwarden.errors.LogMisbehaviourError`: ``fork`` (two tree
 heads that are not consistent; evidence: both heads and the proof), ``wrong-root`` (entries
 or tiles that do not hash to the signed root), ``bad-proof`` (an inclusion proof that does
-not verify), and the clients' kinds (``bad-signature``, ``malformed-entry``…).
+not verify), ``timestamp-regressed`` (a larger tree head whose timestamp is not later than the
+previous head's: RFC 6962 section 3.5 says each new one MUST be more recent; evidence: both
+heads), ``future-timestamp`` (a head dated more than ``max_clock_skew`` after the reader's
+clock), ``state-mismatch`` (above), and the clients' kinds (``bad-signature``,
+``implausible-size``, ``malformed-entry``, ``oversized-response``…).
 
 Why a smaller tree head is not an error by default: logs answer from replicas and caches that
 may lag, so a head older than the last one verified is checked for consistency with it and
 the newer one kept; an inconsistent one is a ``fork``, and ``allow_older=False`` reports even a
 consistent one (``shrunk``).
+
+Where :meth:`LogReader.compact_range_at` starts an RFC 6962 log at a position, it anchors on a
+nearby entry the log proves by hash. ``get-proof-by-hash`` may answer another index (the same
+leaf logged twice is proved at one copy): that proof must verify at the index claimed, else
+``bad-proof``; then the next entry back is tried, as after a 404 for that hash.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, cast
 
+from pinwarden.ct._http import HTTPStatusError
 from pinwarden.ct.client import InclusionProof, RFC6962Client, gather
 from pinwarden.ct.entries import LogEntry
 from pinwarden.ct.logs import Log
@@ -51,7 +67,11 @@ from pinwarden.ct.tiles import TILE_WIDTH
 from pinwarden.ct.treehead import SignedTreeHead
 from pinwarden.errors import CTFormatError, InputError, MerkleProofError, NetworkError
 
-__all__ = ["LogReader", "ReaderState", "VerifiedBatch", "client_for"]
+__all__ = ["MAX_CLOCK_SKEW", "LogReader", "ReaderState", "VerifiedBatch", "client_for"]
+
+MAX_CLOCK_SKEW = timedelta(hours=1)
+"""How far after the reader's clock a tree head's timestamp may be before it is
+``future-timestamp`` misbehaviour (clocks drift; an hour is far beyond honest drift)."""
 
 # How far back from a start position to look for an entry the log can prove by hash (a
 # duplicate entry is proved at its first index, so that entry cannot anchor the range).
@@ -100,7 +120,8 @@ class LogReader:
 
     ``batch_size`` is the number of entries per verified batch (a multiple of 256 keeps
     static logs' batches aligned to data tiles); each batch costs one proof request on an
-    RFC 6962 log.
+    RFC 6962 log. ``clock`` gives the current time (an aware datetime; default: the system
+    clock) against which tree-head timestamps are checked, with ``max_clock_skew`` of slack.
     """
 
     def __init__(
@@ -109,14 +130,20 @@ class LogReader:
         client: RFC6962Client | StaticClient | None = None,
         *,
         batch_size: int = 1024,
+        clock: Callable[[], datetime] | None = None,
+        max_clock_skew: timedelta = MAX_CLOCK_SKEW,
         **client_kwargs: Any,
     ) -> None:
         if batch_size < 1:
             raise InputError("batch_size must be at least 1")
+        if max_clock_skew < timedelta(0):
+            raise InputError("max_clock_skew must not be negative")
         self.log = log
         self._owns_client = client is None
         self.client = client if client is not None else client_for(log, **client_kwargs)
         self.batch_size = batch_size
+        self.clock: Callable[[], datetime] = clock or _utc_now
+        self.max_clock_skew = max_clock_skew
 
     async def __aenter__(self) -> LogReader:
         return self
@@ -136,14 +163,30 @@ class LogReader:
     # -- tree heads ----------------------------------------------------------------------
 
     async def latest_verified(
-        self, previous: SignedTreeHead | None = None, *, allow_older: bool = True
+        self,
+        previous: SignedTreeHead | None = None,
+        *,
+        allow_older: bool = True,
+        now: datetime | None = None,
     ) -> SignedTreeHead:
         """The log's current tree head, signature verified and proved consistent with
         ``previous`` (a head verified before). A head smaller than ``previous`` that is
         consistent with it returns ``previous`` (see the module docstring), or with
         ``allow_older=False`` raises ``shrunk`` misbehaviour; an inconsistent one is a
-        ``fork`` either way."""
+        ``fork`` either way. A larger head must be dated later than ``previous``
+        (``timestamp-regressed``), and no head more than ``max_clock_skew`` after ``now``
+        (default: the reader's clock; ``future-timestamp``)."""
+        current = now if now is not None else self.clock()
+        if current.tzinfo is None:
+            raise InputError("the reader's clock must give aware datetimes (UTC)")
         head = await self.client.latest_head()
+        if head.timestamp > current + self.max_clock_skew:
+            raise self.client.misbehaviour(
+                "future-timestamp",
+                f"the tree head of size {head.tree_size} is dated {_iso(head.timestamp)}, "
+                f"more than {self.max_clock_skew} after the time here ({_iso(current)})",
+                {"tree_head": head.to_json(), "now": _iso(current)},
+            )
         if head.tree_size == 0 and not hmac.compare_digest(head.root_hash, EMPTY_ROOT):
             raise self.client.misbehaviour(
                 "wrong-root",
@@ -172,6 +215,15 @@ class LogReader:
                     {"first": previous.to_json(), "second": head.to_json()},
                 )
             return previous
+        if head.timestamp_ms <= previous.timestamp_ms:
+            raise self.client.misbehaviour(
+                "timestamp-regressed",
+                f"the tree head of size {head.tree_size} is dated {_iso(head.timestamp)}, not "
+                f"after the earlier head of size {previous.tree_size} "
+                f"({_iso(previous.timestamp)}); RFC 6962 section 3.5 requires each new tree "
+                "head to be more recent",
+                {"first": previous.to_json(), "second": head.to_json()},
+            )
         await self._prove_consistent(previous, head)
         return head
 
@@ -230,7 +282,14 @@ class LogReader:
         leaves of the tree ``head`` signed: equal roots at the head's size, else a
         consistency proof (RFC 6962) or the tiles' subtrees up to the head (static).
         Raises ``wrong-root`` misbehaviour when they are not."""
+        await self._check_prefix(compact, head, "wrong-root", "the compact range")
+
+    async def _check_prefix(
+        self, compact: CompactRange, head: SignedTreeHead, kind: str, what: str
+    ) -> None:
+        """:meth:`check_prefix`, failing with ``kind``; ``what`` names the range."""
         size = compact.size
+        subject = f"{what} of the first {size} entries"
         if size > head.tree_size:
             raise InputError(f"position {size} is beyond the tree head's size {head.tree_size}")
         evidence: dict[str, object] = {
@@ -238,12 +297,14 @@ class LogReader:
             "position": size,
             "computed_root": _b64(compact.root()),
         }
+        if kind == "state-mismatch":
+            evidence["compact_range"] = _b64(compact.to_bytes())
         if size == head.tree_size:
             if not hmac.compare_digest(compact.root(), head.root_hash):
                 raise self.client.misbehaviour(
-                    "wrong-root",
-                    f"the {size} entries hash to {compact.root().hex()}, the tree head of "
-                    f"that size says {head.root_hash.hex()}",
+                    kind,
+                    f"{subject} hashes to {compact.root().hex()}, the tree head of that "
+                    f"size says {head.root_hash.hex()}",
                     evidence,
                 )
             return
@@ -257,9 +318,9 @@ class LogReader:
             except MerkleProofError as exc:
                 evidence["proof"] = [_b64(h) for h in proof]
                 raise client.misbehaviour(
-                    "wrong-root",
-                    f"the first {size} entries are not a prefix of the signed tree of size "
-                    f"{head.tree_size} (the entries or the proof are wrong): {exc}",
+                    kind,
+                    f"{subject} is not a prefix of the signed tree of size {head.tree_size} "
+                    f"(it or the proof is wrong): {exc}",
                     evidence,
                 ) from None
             return
@@ -268,8 +329,8 @@ class LogReader:
         if not hmac.compare_digest(computed, head.root_hash):
             evidence["extended_root"] = _b64(computed)
             raise client.misbehaviour(
-                "wrong-root",
-                f"the first {size} entries extended with the log's tiles give root "
+                kind,
+                f"{subject} extended with the log's tiles gives root "
                 f"{computed.hex()}, the checkpoint of size {head.tree_size} says "
                 f"{head.root_hash.hex()}",
                 evidence,
@@ -295,10 +356,16 @@ class LogReader:
         anchors = ([size] if size < head.tree_size else []) + list(range(size - 1, low - 1, -1))
         for anchor in anchors:
             leaf = nearby[anchor - low].leaf_hash
-            proof = await client.get_proof_by_hash(leaf, head.tree_size)
+            try:
+                proof = await client.get_proof_by_hash(leaf, head.tree_size)
+            except HTTPStatusError as exc:
+                if exc.status != 404:
+                    raise
+                continue  # the log does not find this hash: try the entry before
+            # Wherever the log says the leaf is, the proof must show it there.
+            self._check_inclusion(leaf, proof.leaf_index, proof, head)
             if proof.leaf_index != anchor:
-                continue  # a duplicate entry: the log proves its first copy
-            self._check_inclusion(leaf, anchor, proof, head)
+                continue  # a duplicate entry: the log proves another copy
             compact = CompactRange.from_state(
                 anchor, _left_siblings(anchor, head.tree_size, proof.audit_path)
             )
@@ -308,7 +375,8 @@ class LogReader:
             return compact
         raise NetworkError(
             f"log {client.name}: cannot start at entry {size}: the log proves none of entries "
-            f"{low}..{min(size, head.tree_size - 1)} at its own index (duplicates?)"
+            f"{low}..{min(size, head.tree_size - 1)} at its own index (duplicates, or hashes "
+            "it does not find)"
         )
 
     def _check_inclusion(
@@ -340,8 +408,10 @@ class LogReader:
         """Entries ``start`` to ``end - 1`` of ``head``'s tree, in verified batches.
 
         ``compact_range`` is the range at ``start`` (saved state; it is copied, never
-        changed); None computes it with :meth:`compact_range_at`. A batch is yielded only
-        after its entries are proved part of the signed tree.
+        changed); None computes it with :meth:`compact_range_at`. A saved range is proved a
+        prefix of ``head``'s tree before the first entry is fetched (when there is anything
+        to read), else ``state-mismatch`` misbehaviour (see the module docstring). A batch is
+        yielded only after its entries are proved part of the signed tree.
         """
         if not 0 <= start <= end <= head.tree_size:
             raise InputError(
@@ -355,6 +425,10 @@ class LogReader:
             compact = await self.compact_range_at(start, head)
         if compact.size != start:
             raise InputError(f"the compact range has size {compact.size}, not the start {start}")
+        if compact_range is not None and start < end:
+            # Blame nobody yet: a damaged saved range and a log serving another tree look
+            # the same from here.
+            await self._check_prefix(compact, head, "state-mismatch", "the saved compact range")
         position = start
         while position < end:
             stop = position - position % TILE_WIDTH + self.batch_size
@@ -440,3 +514,12 @@ def _extend(compact: CompactRange, subtrees: Sequence[Subtree]) -> bytes:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(when: datetime) -> str:
+    when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"

@@ -11,6 +11,11 @@ hash to a signed root is checked by :mod:`pinwarden.ct.reader`, which uses
 A partial tile that is gone (404) is replaced by the full tile's prefix, as the spec allows
 logs to delete partial tiles once the full one exists. Hash tiles are immutable, so recent
 ones are cached.
+
+Work is bounded: checkpoints above :data:`~pinwarden.ct.treehead.MAX_TREE_SIZE` are refused
+(``implausible-size``), and one :meth:`StaticClient.subtree_hashes` call fetches at most
+:data:`MAX_SUBTREE_TILES` tiles (below that size any range needs at most one tile per
+subtree, about 80).
 """
 
 from __future__ import annotations
@@ -26,10 +31,16 @@ from pinwarden.ct.entries import LogEntry
 from pinwarden.ct.logs import Log
 from pinwarden.ct.merkle import CompactRange
 from pinwarden.ct.tiles import MAX_LEVEL, TILE_WIDTH, parse_data_tile, parse_hash_tile, tile_path
-from pinwarden.ct.treehead import SignedTreeHead, verify_checkpoint
+from pinwarden.ct.treehead import MAX_TREE_SIZE, SignedTreeHead, verify_checkpoint
 from pinwarden.errors import CTFormatError, InputError
 
-__all__ = ["StaticClient", "Subtree", "tile_width"]
+__all__ = ["MAX_SUBTREE_TILES", "StaticClient", "Subtree", "tile_width"]
+
+MAX_SUBTREE_TILES = 256
+"""The most hash tiles one :meth:`StaticClient.subtree_hashes` call fetches. In a tree of up
+to :data:`~pinwarden.ct.treehead.MAX_TREE_SIZE` leaves each aligned subtree lies in one tile,
+so a range needs at most about 80; without a bound, a validly signed checkpoint of size 2^63
+would make one consistency check fetch 32768 level-5 tiles."""
 
 Subtree = tuple[int, int, bytes]
 """``(height, start, hash)``: the perfect subtree of ``2**height`` leaves from ``start``."""
@@ -83,11 +94,15 @@ class StaticClient(LogClient):
     async def checkpoint(self) -> SignedTreeHead:
         """The current checkpoint as a tree head, its signature verified."""
         path = "checkpoint"
-        body = await self.fetcher.get(path)
+        fetched = await self.fetch(path)
         try:
-            return verify_checkpoint(body, self.log, origin=self.origin, source="checkpoint")
+            return verify_checkpoint(
+                fetched.body, self.log, origin=self.origin, source="checkpoint"
+            )
         except CTFormatError as exc:
-            raise self.malformed("malformed-tree-head", exc, path, body) from exc
+            raise self.malformed(
+                "malformed-tree-head", exc, path, fetched.body, url=fetched.url
+            ) from exc
 
     async def hash_tile(
         self, level: int, index: int, width: int | None = None
@@ -103,19 +118,21 @@ class StaticClient(LogClient):
             return cached
         path = tile_path(level, index, None if full else want)
         try:
-            body = await self.fetcher.get(path)
+            fetched = await self.fetch(path)
         except HTTPStatusError as exc:
             if full or exc.status != 404:
                 raise
             path = tile_path(level, index)
-            body = await self.fetcher.get(path)
+            fetched = await self.fetch(path)
             want_full = True
         else:
             want_full = full
         try:
-            hashes = parse_hash_tile(body, width=TILE_WIDTH if want_full else want, source=path)
+            hashes = parse_hash_tile(
+                fetched.body, width=TILE_WIDTH if want_full else want, source=path
+            )
         except CTFormatError as exc:
-            raise self.malformed("malformed-tile", exc, path, b"") from exc
+            raise self.malformed("malformed-tile", exc, path, b"", url=fetched.url) from exc
         result = tuple(hashes[:want])
         self._cache[key] = result
         if len(self._cache) > self._cache_size:
@@ -130,42 +147,45 @@ class StaticClient(LogClient):
         want = TILE_WIDTH if width is None else width
         path = tile_path("data", index, None if full else want)
         try:
-            body = await self.fetcher.get(path)
+            fetched = await self.fetch(path)
         except HTTPStatusError as exc:
             if full or exc.status != 404:
                 raise
             path = tile_path("data", index)
-            body = await self.fetcher.get(path)
+            fetched = await self.fetch(path)
             full = True
         start = index * TILE_WIDTH
         try:
             entries = parse_data_tile(
-                body,
+                fetched.body,
                 start,
                 width=TILE_WIDTH if full else want,
                 source=path,
             )
         except CTFormatError as exc:
-            raise self.malformed("malformed-entry", exc, path, b"", index=index) from exc
+            raise self.malformed(
+                "malformed-entry", exc, path, b"", url=fetched.url, index=index
+            ) from exc
         entries = entries[:want]
         for entry in entries:
             if entry.leaf_index is not None and entry.leaf_index != entry.index:
                 raise self.misbehaviour(
                     "malformed-entry",
                     f"entry {entry.index} of {path} says it is leaf {entry.leaf_index}",
-                    {"url": self.fetcher.url(path), "index": entry.index},
+                    {"url": fetched.url, "index": entry.index},
                 )
         return entries
 
     async def issuer(self, fingerprint: bytes) -> bytes:
         """The DER issuer certificate with this SHA-256 fingerprint (checked)."""
         path = f"issuer/{fingerprint.hex()}"
-        body = await self.fetcher.get(path)
+        fetched = await self.fetch(path)
+        body = fetched.body
         if not hmac.compare_digest(hashlib.sha256(body).digest(), fingerprint):
             raise self.misbehaviour(
                 "bad-issuer",
                 f"{path} serves a certificate whose SHA-256 is {hashlib.sha256(body).hexdigest()}",
-                {"url": self.fetcher.url(path)},
+                {"url": fetched.url},
             )
         return body
 
@@ -173,9 +193,15 @@ class StaticClient(LogClient):
         """The hashes of the maximal aligned perfect subtrees covering leaves
         ``[start, end)`` of the tree of ``tree_size`` leaves, from its tiles (a size for which
         a checkpoint was verified: its partial tiles exist). Not verified here: combine them
-        and compare with a signed root."""
+        and compare with a signed root. Raises :class:`~pinwarden.errors.InputError` for a
+        tree larger than :data:`~pinwarden.ct.treehead.MAX_TREE_SIZE` or a range needing more
+        than :data:`MAX_SUBTREE_TILES` tiles, before any request."""
         if not 0 <= start <= end <= tree_size:
             raise InputError(f"subtree range {start}..{end} is not inside a tree of {tree_size}")
+        if tree_size > MAX_TREE_SIZE:
+            raise InputError(
+                f"tree size {tree_size} is larger than pinwarden reads ({MAX_TREE_SIZE})"
+            )
         plan = []
         needed: dict[_TileKey, None] = {}
         for height, position in _decompose(start, end):
@@ -185,6 +211,11 @@ class StaticClient(LogClient):
             plan.append((height, position, level, first, count))
             for tile in range(first // TILE_WIDTH, (first + count - 1) // TILE_WIDTH + 1):
                 needed[(level, tile, tile_width(level, tile, tree_size))] = None
+                if len(needed) > MAX_SUBTREE_TILES:
+                    raise InputError(
+                        f"subtree range {start}..{end} of a tree of {tree_size} needs more "
+                        f"than {MAX_SUBTREE_TILES} tiles"
+                    )
         tiles = dict(
             zip(
                 needed,

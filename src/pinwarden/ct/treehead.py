@@ -26,7 +26,12 @@ Hand-written: no maintained Python library parses signed notes or RFC 6962 tree 
 reference implementations are Go: golang.org/x/mod/sumdb/note and filippo.io/sunlight).
 Parsers raise :class:`~pinwarden.errors.CTFormatError` naming the field or the line; the verify
 functions raise :class:`~pinwarden.errors.LogMisbehaviourError` (``bad-signature``,
-``wrong-origin``, ``malformed-tree-head``) with what the log served as evidence.
+``wrong-origin``, ``malformed-tree-head``, ``implausible-size``) with what the log served as
+evidence.
+
+A validly signed head is still refused when its size is above :data:`MAX_TREE_SIZE`: a log
+can sign any size, and a reader that believed 2^63 would spend its memory and bandwidth on
+tiles and proofs for a tree that cannot exist.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from pinwarden.errors import CTFormatError, LogListError, LogMisbehaviourError
 __all__ = [
     "HASH_SHA256",
     "MAX_CHECKPOINT_BYTES",
+    "MAX_TREE_SIZE",
     "SIG_ECDSA",
     "SIG_RSA",
     "Checkpoint",
@@ -85,6 +91,10 @@ MAX_CHECKPOINT_BYTES = 1 << 20
 MAX_STH_BYTES = 1 << 20
 MAX_NOTE_SIGNATURES = 100
 """The signed-note spec asks verifiers to accept at least 16; Go's note.Open caps at 100."""
+MAX_TREE_SIZE = 1 << 40
+"""The largest tree size a verified tree head may have (about 1.1 trillion entries; the
+largest logs in 2026 hold a few billion, about 2^32). A larger, validly signed head is
+``implausible-size`` misbehaviour."""
 
 _VERSION_V1 = 0
 _SIGNATURE_TYPE_TREE_HASH = 1
@@ -284,18 +294,26 @@ def verify_tree_head_signature(
         ) from None
 
 
-def verify_sth(sth: SignedTreeHead, log: Log) -> None:
+def verify_sth(sth: SignedTreeHead, log: Log, *, max_tree_size: int = MAX_TREE_SIZE) -> None:
     """Verify an RFC 6962 signed tree head with the log's key; on failure raise
-    :class:`~pinwarden.errors.LogMisbehaviourError` (``bad-signature``) with the head as
-    evidence."""
+    :class:`~pinwarden.errors.LogMisbehaviourError` (``bad-signature``; ``implausible-size``
+    for a head larger than ``max_tree_size``) with the head as evidence."""
+    evidence: dict[str, object] = {"tree_head": sth.to_json()}
     verify_tree_head_signature(
-        log,
-        sth.tree_size,
-        sth.timestamp_ms,
-        sth.root_hash,
-        sth.signature,
-        evidence={"tree_head": sth.to_json()},
+        log, sth.tree_size, sth.timestamp_ms, sth.root_hash, sth.signature, evidence=evidence
     )
+    _check_size(log, sth.tree_size, max_tree_size, evidence)
+
+
+def _check_size(log: Log, size: int, limit: int, evidence: dict[str, object]) -> None:
+    if size > limit:
+        raise LogMisbehaviourError(
+            "implausible-size",
+            log_name(log),
+            f"the log signed a tree of {size} entries, more than any log holds (the limit is "
+            f"{limit})",
+            evidence,
+        )
 
 
 def checkpoint_origin(url: str) -> str:
@@ -373,7 +391,12 @@ def parse_checkpoint(data: bytes | str, *, source: str = "checkpoint") -> Checkp
 
 
 def verify_checkpoint(
-    data: bytes | str, log: Log, *, origin: str | None = None, source: str | None = None
+    data: bytes | str,
+    log: Log,
+    *,
+    origin: str | None = None,
+    source: str | None = None,
+    max_tree_size: int = MAX_TREE_SIZE,
 ) -> SignedTreeHead:
     """Parse and verify a static-ct-api checkpoint with ``log``'s key; return its tree head.
 
@@ -381,8 +404,9 @@ def verify_checkpoint(
     :class:`~pinwarden.errors.CTFormatError` when the note cannot be parsed, and
     :class:`~pinwarden.errors.LogMisbehaviourError` when its origin is not the log's
     (``wrong-origin``), when it has no signature by the log's key or one that does not verify
-    (``bad-signature``), or when an RFC 6962 note signature comes with extension lines it
-    cannot cover (``malformed-tree-head``).
+    (``bad-signature``), when an RFC 6962 note signature comes with extension lines it
+    cannot cover (``malformed-tree-head``), or when its verified size is larger than
+    ``max_tree_size`` (``implausible-size``).
     """
     name = log_name(log)
     checkpoint = parse_checkpoint(data, source=source or f"{name}: checkpoint")
@@ -451,6 +475,7 @@ def verify_checkpoint(
                 checkpoint.raw,
             )
         )
+    _check_size(log, checkpoint.tree_size, max_tree_size, {"tree_head": heads[0].to_json()})
     return heads[0]
 
 
