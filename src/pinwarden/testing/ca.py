@@ -242,21 +242,39 @@ class CA:
         hosts = names or ("localhost", "127.0.0.1")
         leaf_key = key or generate_key(key_type)
         start, end = _validity(not_before, not_after, _LEAF_LIFETIME)
-        cert = (
+        builder = self.leaf_builder(
+            hosts, key=leaf_key, not_before=start, not_after=end, common_name=common_name
+        )
+        return Issued(self.sign(builder), leaf_key, self.chain, self.root.cert)
+
+    def leaf_builder(
+        self,
+        names: Sequence[str],
+        *,
+        key: PrivateKey,
+        not_before: dt.datetime,
+        not_after: dt.datetime,
+        common_name: str | None = None,
+    ) -> x509.CertificateBuilder:
+        """The server certificate :meth:`issue` makes, unsigned: for ``names`` (DNS names and
+        IP addresses, at least one; the common name defaults to the first) and ``key``, issued
+        by this CA. For test kits that add extensions before signing it with :meth:`sign`
+        (the CT kit's precertificates and certificates with embedded SCTs)."""
+        return (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name or hosts[0]))
+            .subject_name(_name(common_name or names[0]))
             .issuer_name(self.cert.subject)
-            .public_key(leaf_key.public_key())
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName(list(_san(hosts))), critical=False)
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.SubjectAlternativeName(list(_san(names))), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
                     digital_signature=True,
                     content_commitment=False,
-                    key_encipherment=isinstance(leaf_key, rsa.RSAPrivateKey),
+                    key_encipherment=isinstance(key, rsa.RSAPrivateKey),
                     data_encipherment=False,
                     key_agreement=False,
                     key_cert_sign=False,
@@ -268,15 +286,17 @@ class CA:
             )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
             )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,
             )
-            .sign(self.key, _sign_alg(self.key))
         )
-        return Issued(cert, leaf_key, self.chain, self.root.cert)
+
+    def sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """``builder`` signed with this CA's key (SHA-384 for a P-384 key, else SHA-256)."""
+        return builder.sign(self.key, _sign_alg(self.key))
 
 
 def _san(hosts: Iterable[str]) -> Iterable[x509.GeneralName]:

@@ -19,7 +19,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+from cryptography.x509.oid import ExtensionOID
 
 from pinwarden.ct._wire import u8, u64, vector
 from pinwarden.ct.logs import Log, LogList, LogState, PreviousOperator, log_id_of
@@ -34,16 +34,7 @@ from pinwarden.ct.sct import (
     leaf_index_extension,
     sct_signature_input,
 )
-from pinwarden.testing.ca import (
-    CA,
-    Issued,
-    KeyType,
-    PrivateKey,
-    _name,
-    _san,
-    _sign_alg,
-    generate_key,
-)
+from pinwarden.testing.ca import CA, Issued, KeyType, PrivateKey, generate_key
 
 __all__ = [
     "CTIssued",
@@ -212,45 +203,11 @@ def issue_with_scts(
     start = not_before or (dt.datetime.now(dt.timezone.utc) - _BACKDATE)
     end = not_after or (start + dt.timedelta(days=days))
     times = list(sct_times) if sct_times is not None else [start + _SCT_DELAY] * len(logs)
-    names = (host, *extra_names)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(host))
-        .issuer_name(ca.cert.subject)
-        .public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName(list(_san(names))), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=isinstance(leaf_key, rsa.RSAPrivateKey),
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-            critical=False,
-        )
-    )
-    algorithm = _sign_alg(ca.key)
+    builder = ca.leaf_builder((host, *extra_names), key=leaf_key, not_before=start, not_after=end)
     # RFC 6962 section 3.1: the precertificate is the final certificate with the poison
     # extension where the SCT list will go; the logs sign its TBS without the poison.
-    precert = builder.add_extension(x509.PrecertPoison(), critical=True).sign(ca.key, algorithm)
-    tbs = builder.sign(ca.key, algorithm).tbs_certificate_bytes
+    precert = ca.sign(builder.add_extension(x509.PrecertPoison(), critical=True))
+    tbs = ca.sign(builder).tbs_certificate_bytes
     entry = SignedEntry.precert(tbs, issuer_key_hash(ca.cert))
     scts = tuple(
         log.sign_sct(
@@ -264,7 +221,7 @@ def issue_with_scts(
     extension = x509.UnrecognizedExtension(
         ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS, _tlv(0x04, encode_sct_list(scts))
     )
-    cert = builder.add_extension(extension, critical=False).sign(ca.key, algorithm)
+    cert = ca.sign(builder.add_extension(extension, critical=False))
     return CTIssued(cert, leaf_key, ca.chain, ca.root.cert, precert=precert, scts=scts)
 
 
