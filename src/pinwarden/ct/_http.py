@@ -6,9 +6,10 @@ httpx does the HTTP; this module adds the policy a polite, robust log reader nee
 decodes ``Content-Encoding`` itself: httpx decodes every listed coding with no limit on the
 output, so a few hundred bytes of stacked gzip could expand to gigabytes before any size
 check. Here the body is read raw under the size cap and only ``identity`` or a single
-``gzip`` coding is accepted, decompressed with an output limit. Redirects are not followed:
-a log is read at the URL its log list gives, and a redirect elsewhere (another host, an
-internal service) is an error, never a body to parse or to copy into evidence.
+``gzip`` coding is accepted, decompressed with an output limit (by
+:mod:`~pinwarden.ct._gzip_stream`). Redirects are not followed: a log is read at the URL its
+log list gives, and a redirect elsewhere (another host, an internal service) is an error,
+never a body to parse or to copy into evidence.
 
 Transports are the seam for tests: pass ``transport=httpx.MockTransport(...)`` or a ready
 ``httpx.AsyncClient``.
@@ -22,15 +23,16 @@ import math
 import random
 import re
 import time
-import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from types import TracebackType
 
 import httpx
 
 from pinwarden._version import __version__
+from pinwarden.ct._closing import AsyncClosing
+from pinwarden.ct._gzip_stream import _Garbled, _Gunzip, _TooLarge
+from pinwarden.ct._json_text import first_line
 from pinwarden.errors import InputError, NetworkError
 
 __all__ = [
@@ -173,52 +175,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - current).total_seconds())
 
 
-class _Garbled(Exception):
-    """A body that does not decode (bad or truncated gzip): retried like a broken transfer."""
-
-
-class _TooLarge(Exception):
-    """A body beyond ``max_response_bytes`` (raised inside :meth:`Fetcher._once`)."""
-
-
-class _Gunzip:
-    """Decompresses the gzip members of a body as its chunks arrive, refusing more than
-    ``limit`` bytes of output (raises :class:`_TooLarge`). Hand-written over zlib because
-    httpx's decoder has no output limit; the pattern of ``pinwarden.ct.tiles._gunzip``."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._size = 0
-        self._member: zlib._Decompress | None = None
-
-    def feed(self, data: bytes) -> bytes:
-        out: list[bytes] = []
-        while data:
-            if self._member is None:
-                self._member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            member = self._member
-            try:
-                piece = member.decompress(data, self._limit - self._size + 1)
-            except zlib.error as exc:
-                raise _Garbled(f"bad gzip data ({exc})") from None
-            self._size += len(piece)
-            if self._size > self._limit:
-                raise _TooLarge
-            out.append(piece)
-            if member.eof:
-                data = member.unused_data  # the next member, if any
-                self._member = None
-            else:
-                # Below the output limit zlib consumed everything: this is empty.
-                data = member.unconsumed_tail
-        return b"".join(out)
-
-    def finish(self) -> None:
-        if self._member is not None:
-            raise _Garbled("truncated gzip data")
-
-
-class Fetcher:
+class Fetcher(AsyncClosing):
     """GETs under one base URL with the policy of :class:`HTTPSettings`.
 
     ``what`` names the log in messages. Pass ``client`` to share an ``httpx.AsyncClient``
@@ -259,17 +216,6 @@ class Fetcher:
         self.requests = 0
         self.retries = 0
 
-    async def __aenter__(self) -> Fetcher:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
@@ -308,11 +254,11 @@ class Fetcher:
                 except (asyncio.TimeoutError, httpx.TimeoutException):
                     failure = f"timed out after {settings.timeout:g} s"
                 except (httpx.TransportError, httpx.DecodingError, _Garbled) as exc:
-                    failure = f"{type(exc).__name__}: {_first_line(exc)}"
+                    failure = f"{type(exc).__name__}: {first_line(exc)}"
                 except httpx.HTTPError as exc:
                     raise NetworkError(
                         f"{self.what}: GET {_show(url, params)}: {type(exc).__name__}: "
-                        f"{_first_line(exc)}"
+                        f"{first_line(exc)}"
                     ) from None
                 else:
                     if status == 200:
@@ -424,7 +370,3 @@ def _show(url: str, params: Mapping[str, str | int] | None) -> str:
     if not params:
         return url
     return url + "?" + "&".join(f"{k}={v}" for k, v in params.items())
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]

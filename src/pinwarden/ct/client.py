@@ -28,15 +28,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
+from pinwarden.ct._closing import AsyncClosing
 from pinwarden.ct._http import Fetched, Fetcher, HTTPSettings, ResponseTooLargeError, Sleep
+from pinwarden.ct._json_text import json_object
 from pinwarden.ct.entries import LogEntry, parse_get_entries
 from pinwarden.ct.logs import Log
 from pinwarden.ct.treehead import SignedTreeHead, log_name, parse_sth, verify_sth
@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-_Self = TypeVar("_Self", bound="LogClient")
 
 _HASH_SIZE = 32
 # A proof in a tree of 2^64 leaves has at most 2 * 64 hashes; more is garbage.
@@ -82,7 +81,7 @@ async def gather(aws: Iterable[Awaitable[_T]]) -> list[_T]:
         raise
 
 
-class LogClient:
+class LogClient(AsyncClosing):
     """What both clients share: the log, its :class:`~pinwarden.ct._http.Fetcher`, closing,
     and the error helpers. ``api`` is ``"rfc6962"`` or ``"static"``."""
 
@@ -113,17 +112,6 @@ class LogClient:
                 sleep=sleep,
             )
         self.fetcher = fetcher
-
-    async def __aenter__(self: _Self) -> _Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self.fetcher.aclose()
@@ -300,14 +288,14 @@ def parse_consistency_proof(body: bytes | str) -> tuple[bytes, ...]:
     """A ``get-sth-consistency`` response: the proof's 32-byte hashes. Raises
     :class:`~pinwarden.errors.CTFormatError`."""
     source = "get-sth-consistency"
-    return _hash_list(_json_object(body, source), "consistency", source)
+    return _hash_list(json_object(body, source), "consistency", source)
 
 
 def parse_inclusion_proof(body: bytes | str, tree_size: int) -> InclusionProof:
     """A ``get-proof-by-hash`` response for a tree of ``tree_size`` leaves. Raises
     :class:`~pinwarden.errors.CTFormatError`."""
     source = "get-proof-by-hash"
-    obj = _json_object(body, source)
+    obj = json_object(body, source)
     index = obj.get("leaf_index")
     if isinstance(index, bool) or not isinstance(index, int):
         raise CTFormatError(f"{source}: leaf_index is missing or not an integer")
@@ -320,20 +308,10 @@ def parse_roots(body: bytes | str) -> list[bytes]:
     """A ``get-roots`` response: the DER certificates (not parsed). Raises
     :class:`~pinwarden.errors.CTFormatError`."""
     source = "get-roots"
-    items = _json_object(body, source).get("certificates")
+    items = json_object(body, source).get("certificates")
     if not isinstance(items, list):
         raise CTFormatError(f"{source}: certificates is missing or not a list")
     return [_b64(item, f"{source}: certificates[{i}]") for i, item in enumerate(items)]
-
-
-def _json_object(body: bytes | str, source: str) -> Mapping[str, Any]:
-    try:
-        obj = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise CTFormatError(f"{source}: not JSON ({str(exc).splitlines()[0]})") from None
-    if not isinstance(obj, dict):
-        raise CTFormatError(f"{source}: not a JSON object")
-    return obj
 
 
 def _b64(value: object, what: str) -> bytes:

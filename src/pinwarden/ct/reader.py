@@ -39,35 +39,43 @@ Where :meth:`LogReader.compact_range_at` starts an RFC 6962 log at a position, i
 nearby entry the log proves by hash. ``get-proof-by-hash`` may answer another index (the same
 leaf logged twice is proved at one copy): that proof must verify at the index claimed, else
 ``bad-proof``; then the next entry back is tried, as after a 404 for that hash.
+
+The checks on what the client serves (consistency, prefixes, inclusion proofs, data tiles
+against hash tiles) are functions in :mod:`~pinwarden.ct._reader_checks`; here is the reader's
+state and the order in which it runs them.
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
+from pinwarden.ct._closing import AsyncClosing
 from pinwarden.ct._http import HTTPStatusError
-from pinwarden.ct.client import InclusionProof, RFC6962Client, gather
+from pinwarden.ct._json_text import iso_ms
+from pinwarden.ct._reader_checks import _extend as _extend
+from pinwarden.ct._reader_checks import _left_siblings as _left_siblings
+from pinwarden.ct._reader_checks import (
+    check_inclusion,
+    fetch_entries,
+    fork,
+    prove_consistent,
+    prove_prefix,
+)
+from pinwarden.ct.client import RFC6962Client
 from pinwarden.ct.entries import LogEntry
 from pinwarden.ct.logs import Log
-from pinwarden.ct.merkle import (
-    EMPTY_ROOT,
-    CompactRange,
-    node_hash,
-    verify_consistency,
-    verify_inclusion,
-)
-from pinwarden.ct.static import StaticClient, Subtree, tile_width
+from pinwarden.ct.merkle import EMPTY_ROOT, CompactRange
+from pinwarden.ct.static import StaticClient
 from pinwarden.ct.tiles import TILE_WIDTH
 from pinwarden.ct.treehead import SignedTreeHead
-from pinwarden.errors import CTFormatError, InputError, MerkleProofError, NetworkError
+from pinwarden.errors import CTFormatError, InputError, NetworkError
 
 __all__ = ["MAX_CLOCK_SKEW", "LogReader", "ReaderState", "VerifiedBatch", "client_for"]
+# _extend and _left_siblings stay importable from here (the tests exercise them).
 
 MAX_CLOCK_SKEW = timedelta(hours=1)
 """How far after the reader's clock a tree head's timestamp may be before it is
@@ -115,7 +123,7 @@ def client_for(log: Log, **kwargs: Any) -> RFC6962Client | StaticClient:
     return RFC6962Client(log, **kwargs)
 
 
-class LogReader:
+class LogReader(AsyncClosing):
     """Verified reading of ``log`` through ``client`` (default: :func:`client_for`).
 
     ``batch_size`` is the number of entries per verified batch (a multiple of 256 keeps
@@ -145,17 +153,6 @@ class LogReader:
         self.clock: Callable[[], datetime] = clock or _utc_now
         self.max_clock_skew = max_clock_skew
 
-    async def __aenter__(self) -> LogReader:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         if self._owns_client:
             await self.client.aclose()
@@ -183,9 +180,9 @@ class LogReader:
         if head.timestamp > current + self.max_clock_skew:
             raise self.client.misbehaviour(
                 "future-timestamp",
-                f"the tree head of size {head.tree_size} is dated {_iso(head.timestamp)}, "
-                f"more than {self.max_clock_skew} after the time here ({_iso(current)})",
-                {"tree_head": head.to_json(), "now": _iso(current)},
+                f"the tree head of size {head.tree_size} is dated {iso_ms(head.timestamp)}, "
+                f"more than {self.max_clock_skew} after the time here ({iso_ms(current)})",
+                {"tree_head": head.to_json(), "now": iso_ms(current)},
             )
         if head.tree_size == 0 and not hmac.compare_digest(head.root_hash, EMPTY_ROOT):
             raise self.client.misbehaviour(
@@ -198,7 +195,8 @@ class LogReader:
             return head
         if head.tree_size == previous.tree_size:
             if not hmac.compare_digest(head.root_hash, previous.root_hash):
-                raise self._fork(
+                raise fork(
+                    self.client,
                     previous,
                     head,
                     (),
@@ -206,7 +204,7 @@ class LogReader:
                 )
             return head if head.timestamp_ms >= previous.timestamp_ms else previous
         if head.tree_size < previous.tree_size:
-            await self._prove_consistent(head, previous)
+            await prove_consistent(self.client, head, previous)
             if not allow_older:
                 raise self.client.misbehaviour(
                     "shrunk",
@@ -218,62 +216,14 @@ class LogReader:
         if head.timestamp_ms <= previous.timestamp_ms:
             raise self.client.misbehaviour(
                 "timestamp-regressed",
-                f"the tree head of size {head.tree_size} is dated {_iso(head.timestamp)}, not "
+                f"the tree head of size {head.tree_size} is dated {iso_ms(head.timestamp)}, not "
                 f"after the earlier head of size {previous.tree_size} "
-                f"({_iso(previous.timestamp)}); RFC 6962 section 3.5 requires each new tree "
+                f"({iso_ms(previous.timestamp)}); RFC 6962 section 3.5 requires each new tree "
                 "head to be more recent",
                 {"first": previous.to_json(), "second": head.to_json()},
             )
-        await self._prove_consistent(previous, head)
+        await prove_consistent(self.client, previous, head)
         return head
-
-    async def _prove_consistent(self, old: SignedTreeHead, new: SignedTreeHead) -> None:
-        if old.tree_size == 0:
-            return
-        client = self.client
-        if isinstance(client, RFC6962Client):
-            proof = await client.get_sth_consistency(old.tree_size, new.tree_size)
-            try:
-                verify_consistency(
-                    old.tree_size, new.tree_size, proof, old.root_hash, new.root_hash
-                )
-            except MerkleProofError as exc:
-                raise self._fork(old, new, proof, str(exc)) from None
-            return
-        compact = await client.compact_range(old.tree_size, new.tree_size)
-        subtrees = await client.subtree_hashes(old.tree_size, new.tree_size, new.tree_size)
-        computed = _extend(compact, subtrees)
-        if not hmac.compare_digest(computed, new.root_hash):
-            raise client.misbehaviour(
-                "wrong-root",
-                f"the tiles of the tree of size {new.tree_size} give root {computed.hex()}, "
-                f"the checkpoint says {new.root_hash.hex()}",
-                {"tree_head": new.to_json(), "computed_root": _b64(computed)},
-            )
-        old_root = compact.root()
-        if not hmac.compare_digest(old_root, old.root_hash):
-            raise self._fork(
-                old,
-                new,
-                compact.hashes,
-                f"the tree of size {new.tree_size} does not contain the tree of size "
-                f"{old.tree_size}: its tiles give root {old_root.hex()} at that size, the "
-                f"earlier checkpoint says {old.root_hash.hex()}",
-            )
-
-    def _fork(
-        self, first: SignedTreeHead, second: SignedTreeHead, proof: Sequence[bytes], detail: str
-    ) -> Exception:
-        return self.client.misbehaviour(
-            "fork",
-            f"tree heads of sizes {first.tree_size} and {second.tree_size} are not "
-            f"consistent: {detail}",
-            {
-                "first": first.to_json(),
-                "second": second.to_json(),
-                "proof": [_b64(h) for h in proof],
-            },
-        )
 
     # -- compact ranges ------------------------------------------------------------------
 
@@ -282,59 +232,7 @@ class LogReader:
         leaves of the tree ``head`` signed: equal roots at the head's size, else a
         consistency proof (RFC 6962) or the tiles' subtrees up to the head (static).
         Raises ``wrong-root`` misbehaviour when they are not."""
-        await self._check_prefix(compact, head, "wrong-root", "the compact range")
-
-    async def _check_prefix(
-        self, compact: CompactRange, head: SignedTreeHead, kind: str, what: str
-    ) -> None:
-        """:meth:`check_prefix`, failing with ``kind``; ``what`` names the range."""
-        size = compact.size
-        subject = f"{what} of the first {size} entries"
-        if size > head.tree_size:
-            raise InputError(f"position {size} is beyond the tree head's size {head.tree_size}")
-        evidence: dict[str, object] = {
-            "tree_head": head.to_json(),
-            "position": size,
-            "computed_root": _b64(compact.root()),
-        }
-        if kind == "state-mismatch":
-            evidence["compact_range"] = _b64(compact.to_bytes())
-        if size == head.tree_size:
-            if not hmac.compare_digest(compact.root(), head.root_hash):
-                raise self.client.misbehaviour(
-                    kind,
-                    f"{subject} hashes to {compact.root().hex()}, the tree head of that "
-                    f"size says {head.root_hash.hex()}",
-                    evidence,
-                )
-            return
-        if size == 0:
-            return
-        client = self.client
-        if isinstance(client, RFC6962Client):
-            proof = await client.get_sth_consistency(size, head.tree_size)
-            try:
-                verify_consistency(size, head.tree_size, proof, compact.root(), head.root_hash)
-            except MerkleProofError as exc:
-                evidence["proof"] = [_b64(h) for h in proof]
-                raise client.misbehaviour(
-                    kind,
-                    f"{subject} is not a prefix of the signed tree of size {head.tree_size} "
-                    f"(it or the proof is wrong): {exc}",
-                    evidence,
-                ) from None
-            return
-        subtrees = await client.subtree_hashes(size, head.tree_size, head.tree_size)
-        computed = _extend(compact, subtrees)
-        if not hmac.compare_digest(computed, head.root_hash):
-            evidence["extended_root"] = _b64(computed)
-            raise client.misbehaviour(
-                kind,
-                f"{subject} extended with the log's tiles gives root "
-                f"{computed.hex()}, the checkpoint of size {head.tree_size} says "
-                f"{head.root_hash.hex()}",
-                evidence,
-            )
+        await prove_prefix(self.client, compact, head, "wrong-root", "the compact range")
 
     async def compact_range_at(self, size: int, head: SignedTreeHead) -> CompactRange:
         """The verified compact range of the first ``size`` leaves of ``head``'s tree,
@@ -363,7 +261,7 @@ class LogReader:
                     raise
                 continue  # the log does not find this hash: try the entry before
             # Wherever the log says the leaf is, the proof must show it there.
-            self._check_inclusion(leaf, proof.leaf_index, proof, head)
+            check_inclusion(client, leaf, proof.leaf_index, proof, head)
             if proof.leaf_index != anchor:
                 continue  # a duplicate entry: the log proves another copy
             compact = CompactRange.from_state(
@@ -378,23 +276,6 @@ class LogReader:
             f"{low}..{min(size, head.tree_size - 1)} at its own index (duplicates, or hashes "
             "it does not find)"
         )
-
-    def _check_inclusion(
-        self, leaf: bytes, index: int, proof: InclusionProof, head: SignedTreeHead
-    ) -> None:
-        try:
-            verify_inclusion(leaf, index, head.tree_size, proof.audit_path, head.root_hash)
-        except MerkleProofError as exc:
-            raise self.client.misbehaviour(
-                "bad-proof",
-                f"the inclusion proof of entry {index} does not verify: {exc}",
-                {
-                    "tree_head": head.to_json(),
-                    "leaf_index": index,
-                    "leaf_hash": _b64(leaf),
-                    "audit_path": [_b64(h) for h in proof.audit_path],
-                },
-            ) from None
 
     # -- entries -------------------------------------------------------------------------
 
@@ -428,98 +309,20 @@ class LogReader:
         if compact_range is not None and start < end:
             # Blame nobody yet: a damaged saved range and a log serving another tree look
             # the same from here.
-            await self._check_prefix(compact, head, "state-mismatch", "the saved compact range")
+            await prove_prefix(
+                self.client, compact, head, "state-mismatch", "the saved compact range"
+            )
         position = start
         while position < end:
             stop = position - position % TILE_WIDTH + self.batch_size
             stop = min(end, stop if stop > position else position + self.batch_size)
-            batch = await self._fetch(position, stop, head)
+            batch = await fetch_entries(self.client, position, stop, head)
             for entry in batch:
                 compact.append(entry.leaf_hash)
             await self.check_prefix(compact, head)
             position = stop
             yield VerifiedBatch(tuple(batch), ReaderState(position, head, compact.to_bytes()))
 
-    async def _fetch(self, start: int, stop: int, head: SignedTreeHead) -> list[LogEntry]:
-        client = self.client
-        if isinstance(client, RFC6962Client):
-            return await client.get_entries(start, stop)
-        tiles = range(start // TILE_WIDTH, (stop - 1) // TILE_WIDTH + 1)
-        widths = [tile_width(0, tile, head.tree_size) for tile in tiles]
-        pairs = list(zip(tiles, widths, strict=True))
-        # One gather for both kinds, so a failure cancels every request of the batch.
-        results = await gather(
-            [
-                *(client.data_tile(t, w) for t, w in pairs),
-                *(client.hash_tile(0, t, w) for t, w in pairs),
-            ]
-        )
-        data_tiles = cast("list[list[LogEntry]]", results[: len(pairs)])
-        hash_tiles = cast("list[tuple[bytes, ...]]", results[len(pairs) :])
-        entries: list[LogEntry] = []
-        for tile, tile_entries, tile_hashes in zip(tiles, data_tiles, hash_tiles, strict=True):
-            for entry, expected in zip(tile_entries, tile_hashes, strict=True):
-                if not start <= entry.index < stop:
-                    continue
-                if not hmac.compare_digest(entry.leaf_hash, expected):
-                    raise client.misbehaviour(
-                        "malformed-entry",
-                        f"entry {entry.index} of data tile {tile} hashes to "
-                        f"{entry.leaf_hash.hex()}, the level-0 tile says {expected.hex()}",
-                        {
-                            "tree_head": head.to_json(),
-                            "index": entry.index,
-                            "leaf_hash": _b64(entry.leaf_hash),
-                            "tile_hash": _b64(expected),
-                        },
-                    )
-                entries.append(entry)
-        return entries
-
-
-def _left_siblings(index: int, size: int, path: Sequence[bytes]) -> list[bytes]:
-    """The audit-path hashes that are left siblings (RFC 9162 section 2.1.3.2's walk), largest
-    first: the subtrees covering the leaves before ``index``, i.e. its compact range."""
-    fn, sn = index, size - 1
-    lefts = []
-    for sibling in path:
-        if fn & 1 or fn == sn:
-            lefts.append(sibling)
-            while fn and not fn & 1:
-                fn, sn = fn >> 1, sn >> 1
-        fn, sn = fn >> 1, sn >> 1
-    return lefts[::-1]
-
-
-def _extend(compact: CompactRange, subtrees: Sequence[Subtree]) -> bytes:
-    """The root of the tree made of ``compact``'s leaves followed by ``subtrees`` (aligned,
-    left to right, as :meth:`StaticClient.subtree_hashes` gives them)."""
-    heights = [
-        bit for bit in range(compact.size.bit_length() - 1, -1, -1) if compact.size >> bit & 1
-    ]
-    stack = list(zip(heights, compact.hashes, strict=True))
-    for height, _start, digest in subtrees:
-        stack.append((height, digest))
-        # Two equal subtrees side by side are siblings: the same merge as CompactRange.append.
-        while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
-            (level, right), (_, left) = stack.pop(), stack.pop()
-            stack.append((level + 1, node_hash(left, right)))
-    if not stack:
-        return CompactRange().root()
-    root = stack[-1][1]
-    for _, left in reversed(stack[:-1]):
-        root = node_hash(left, root)
-    return root
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _iso(when: datetime) -> str:
-    when = when.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
