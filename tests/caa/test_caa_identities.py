@@ -122,6 +122,28 @@ def test_organisations_name_one_ca_each_so_identification_is_unambiguous() -> No
             seen[folded] = identity.name
 
 
+def test_a_pin_identifies_one_ca() -> None:
+    # The CT monitor takes an issuer key among an entry's pins for that CA: a key listed
+    # under two CAs would make the answer depend on the table's order.
+    owners: dict[Pin, str] = {}
+    for identity in load_identities():
+        assert len(set(identity.pins)) == len(identity.pins), identity.name
+        for pin in identity.pins:
+            assert pin.algorithm == "sha256"
+            assert pin not in owners, f"{pin} is under {owners[pin]} and {identity.name}"
+            owners[pin] = identity.name
+
+
+def test_let_s_encrypt_is_recognised_by_the_keys_of_its_issuing_intermediates() -> None:
+    # R10-R14, E5-E9 (2024 hierarchy) and YR1-YR3, YE1-YE3 (generation Y), each computed
+    # from the certificate Let's Encrypt publishes (the source comments in the table).
+    production = _by_name("Let's Encrypt")
+    assert len(production.pins) == 16
+    assert not set(production.pins) & set(_by_name("Let's Encrypt (staging)").pins)
+    r11 = Pin.parse("sha256/bdrBhpj38ffhxpubzkINl0rG+UyossdhcBYj+Zx2fcc=")
+    assert r11 in production.pins
+
+
 def test_to_dict_is_shaped_like_the_toml_table() -> None:
     gts = _by_name("Google Trust Services")
     data = gts.to_dict()

@@ -4,6 +4,7 @@ stops by SIGTERM, SIGINT and SIGKILL in a child process."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -14,11 +15,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import pinwarden.cli.ct_monitor  # noqa: F401 - registers the command until cli/__init__ does
 from pinwarden.cli import main
 from pinwarden.cli.ct_monitor import _parse_from, _WorkerSlot, exit_status, summary_json
+from pinwarden.ct import monitor as monitor_engine
 from pinwarden.ct.loglist import cache_path
 from pinwarden.ct.monitor import MonitorSummary
 from pinwarden.ct.store import open_store
@@ -45,6 +49,22 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads or writes the real cache or state directories."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command in this process retries a failing request after milliseconds, not the
+    seconds a real log deserves: the same retries, only sooner."""
+    original = monitor_engine._client_kwargs
+
+    def fast(settings: Any, parallel_fetches: int) -> dict[str, Any]:
+        kwargs = original(settings, parallel_fetches)
+        kwargs["settings"] = replace(
+            kwargs["settings"], timeout=5.0, backoff=0.01, max_backoff=0.05
+        )
+        return kwargs
+
+    monkeypatch.setattr(monitor_engine, "_client_kwargs", fast)
 
 
 @pytest.fixture(params=APIS)
@@ -99,6 +119,22 @@ def hook(tmp: Path, delay: float = 0.0) -> tuple[Path, Path]:
         "        'CERT_FILENAME', 'JSON_FILENAME', 'NOT_BEFORE', 'NOT_AFTER', 'LOG', 'KIND')\n"
         f"with open({str(record)!r}, 'a') as out:\n"
         "    out.write(json.dumps({k: os.environ.get(k) for k in keys}) + '\\n')\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return script, record
+
+
+def sh_hook(tmp: Path, delay: float = 0.0) -> tuple[Path, Path]:
+    """A /bin/sh hook appending ``{"DNS_NAMES", "ALERT_ID"}`` per alert: cheaper than
+    starting Python for each of dozens of alerts."""
+    record = tmp / "alerts.jsonl"
+    script = tmp / "hook.sh"
+    pause = f"sleep {delay}\n" if delay else ""
+    script.write_text(
+        f"#!/bin/sh\n{pause}"
+        'printf \'{"DNS_NAMES": "%s", "ALERT_ID": "%s"}\\n\' "$DNS_NAMES" "$ALERT_ID" '
+        f">> {record}\n",
         encoding="utf-8",
     )
     script.chmod(0o755)
@@ -170,7 +206,10 @@ def test_only_expected_findings_exit_0_and_json_lines(
         "unexpected_new": 0,
         "misbehaving_logs": [],
         "unreachable_logs": [],
+        "leased_logs": [],
+        "incomplete_logs": [],
         "alerts_pending": 0,
+        "alerts_stranded": 0,
         "exit_status": 0,
     }
 
@@ -286,29 +325,92 @@ def test_exit_status_precedence() -> None:
     assert exit_status(summary(misbehaving_logs=("x",), alerts_pending=2)) == 1
     assert exit_status(summary(unreachable_logs=("x",))) == 3
     assert exit_status(summary(alerts_pending=1)) == 3
+    assert exit_status(summary(leased_logs=("x",))) == 3
+    assert exit_status(summary(alerts_stranded=2)) == 3
+    assert exit_status(summary(incomplete_logs=("x",))) == 3
+    assert exit_status(summary(unexpected_new=1, leased_logs=("x",), alerts_stranded=1)) == 1
     assert summary_json(summary(unreachable_logs=("x",)))["exit_status"] == 3
+    shown = summary_json(summary(leased_logs=("Log A",), alerts_stranded=2))
+    assert (shown["leased_logs"], shown["alerts_stranded"], shown["exit_status"]) == (
+        ["Log A"],
+        2,
+        3,
+    )
+
+
+def test_alerts_queued_for_a_channel_no_longer_given_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with LocalCTLog("rfc6962") as log:
+        setup = Setup(tmp_path, log)
+        failing = tmp_path / "down.sh"
+        failing.write_text("#!/bin/sh\nexit 1\n")
+        failing.chmod(0o755)
+        log.issue("one.example.org")
+        log.publish()
+        # The receiver is down: the alert waits in the outbox for the hook channel.
+        assert main(setup.args("--once", "--from-start", "--alert", f"hook:{failing}")) == 3
+        capsys.readouterr()
+        # The next run has another channel: the waiting alert is named, and not "all fine".
+        assert main(setup.args("--once", "--json")) == 3
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.splitlines()[-1])
+    assert (summary["alerts_stranded"], summary["alerts_pending"]) == (1, 0)
+    assert f"1 alert waits for channel hook:{failing}" in captured.err
 
 
 def test_restarts_get_the_same_worker_slot(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
     first, second = _WorkerSlot(), _WorkerSlot()
-    host = socket.gethostname()
-    assert first.acquire(url) == f"{host}:0"
-    assert second.acquire(url) == f"{host}:1"  # a second live monitor: another slot
+    host = re.escape(socket.gethostname())
+    slot0 = first.acquire(url)
+    assert re.fullmatch(rf"{host}:0:[0-9a-f]{{8}}", slot0)
+    # A second live monitor: another slot, with a token of its own.
+    assert re.fullmatch(rf"{host}:1:[0-9a-f]{{8}}", second.acquire(url))
     assert (tmp_path / "m.sqlite3.worker0.lock").exists()
     first.release()  # as the kernel does when a monitor dies, even by SIGKILL
     again = _WorkerSlot()
-    assert again.acquire(url) == f"{host}:0"
+    assert again.acquire(url) == slot0  # the same ID after a restart
+    again.release()
     # Another state file has slots of its own; PostgreSQL's live in the state directory.
     other = _WorkerSlot()
-    assert other.acquire(f"sqlite:///{tmp_path / 'other.sqlite3'}") == f"{host}:0"
+    assert re.fullmatch(rf"{host}:0:[0-9a-f]{{8}}", other.acquire(f"sqlite:///{tmp_path / 'o'}"))
     pg = _WorkerSlot()
-    assert pg.acquire("postgresql://mon:secret@db.example/ct") == f"{host}:0"
+    assert re.fullmatch(rf"{host}:0:[0-9a-f]{{8}}", pg.acquire("postgresql://mon:pw@db/ct"))
     workers = tmp_path / "state" / "pinwarden" / "workers"
     assert len(list(workers.glob("*.worker0.lock"))) == 1
-    assert not any("secret" in p.name for p in workers.iterdir())
-    for slot in (second, again, other, pg):
+    assert not any("pw" in p.name for p in workers.iterdir())
+    for slot in (second, other, pg):
         slot.release()
+
+
+def test_machines_with_one_host_name_get_different_worker_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cloned VMs or containers with a fixed host name, sharing one PostgreSQL store: each
+    # has its own state directory, so its own slot files, and must not share an ID (B's
+    # start would drop A's live leases, and both would commit the same log).
+    url = "postgresql://mon@db.example/ct"
+    ids = []
+    for machine in ("a", "b"):
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / machine))
+        slot = _WorkerSlot()
+        ids.append(slot.acquire(url))
+        slot.release()
+    assert ids[0] != ids[1]
+    assert ids[0].rsplit(":", 1)[0] == ids[1].rsplit(":", 1)[0]  # same host, same slot
+    # A clone booted from a copy of A's disk has A's slot files, but another boot ID.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "a"))
+    monkeypatch.setattr("pinwarden.cli.ct_monitor._boot_id", lambda: "another-boot")
+    clone = _WorkerSlot()
+    assert clone.acquire(url) not in ids
+    clone.release()
+    # A damaged lock file gets a new token, not an error.
+    (lock,) = (tmp_path / "a" / "pinwarden" / "workers").glob("*.worker0.lock")
+    lock.write_bytes(b"\xff\x00 garbage\n")
+    damaged = _WorkerSlot()
+    assert re.fullmatch(r".*:0:[0-9a-f]{8}", damaged.acquire(url))
+    damaged.release()
 
 
 def test_progress_lines_on_stderr_off_a_terminal(
@@ -445,16 +547,27 @@ def test_a_busy_metrics_port_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
 # -- child processes: signals, metrics, SIGKILL ------------------------------------------------
 
 
-def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def running(args: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """The command in a child process; whatever happens, killed if still running, waited
+    for and its pipes closed (a Popen left behind warns in a later test)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-c", _CHILD, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        **kwargs,
     )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def wait_for(condition: Any, timeout: float = 60.0, what: str = "the condition") -> Any:
@@ -488,7 +601,6 @@ def read_stderr_until(process: subprocess.Popen[str], pattern: str) -> re.Match[
         found = re.search(pattern, line)
         if found:
             return found
-    process.kill()
     raise AssertionError(f"no {pattern!r} on stderr: {''.join(seen)}")
 
 
@@ -500,8 +612,7 @@ def test_metrics_are_served_during_a_run_and_sigterm_stops_cleanly(
         setup = Setup(tmp_path, log)
         log.grow(1000, names=lambda i: [f"w{i}.example.org" if i % 100 == 0 else f"h{i}.test"])
         log.publish()
-        process = spawn(setup.args("--from-start", "--metrics-port", "0", "--json"))
-        try:
+        with running(setup.args("--from-start", "--metrics-port", "0", "--json")) as process:
             url = read_stderr_until(process, r"metrics at (http://127\.0\.0\.1:\d+/metrics)")[1]
             values = wait_for(
                 lambda: (
@@ -524,8 +635,6 @@ def test_metrics_are_served_during_a_run_and_sigterm_stops_cleanly(
             )
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=60)
-        finally:
-            process.kill()
     assert process.returncode == 0, err
     assert "stopping" in err
     events = [json.loads(line) for line in out.splitlines()]
@@ -544,21 +653,18 @@ def test_sigint_stops_cleanly_and_a_restart_resumes(tmp_path: Path) -> None:
         log.grow(2000, names=lambda i: [f"w{i}.example.org" if i % 50 == 0 else f"h{i}.test"])
         log.publish()
         log.inject("slow", delay=0.05, only="ct/v1/get-entries")
-        script, record = hook(tmp_path)
+        script, record = sh_hook(tmp_path)
         args = setup.args("--from-start", "--alert", f"hook:{script}")
-        process = spawn(args)
-        try:
+        with running(args) as process:
             wait_for(lambda: len(alerts(record)) >= 3, what="a few alerts")
             process.send_signal(signal.SIGINT)
             _, err = process.communicate(timeout=60)
-        finally:
-            process.kill()
         assert process.returncode == 0, err
         first = len(alerts(record))
         assert first < 40, "the run ended before the signal: nothing was tested"
         log.heal()
-        again = spawn([*args, "--once"])
-        _, err = again.communicate(timeout=120)
+        with running([*args, "--once"]) as again:
+            _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     names = [a["DNS_NAMES"] for a in alerts(record)]
     assert sorted(names) == sorted(f"w{i}.example.org" for i in range(0, 2000, 50))
@@ -570,20 +676,18 @@ def test_sigkill_and_restart_lose_and_repeat_no_finding(tmp_path: Path) -> None:
         log.grow(3000, names=lambda i: [f"w{i}.example.org" if i % 60 == 0 else f"h{i}.test"])
         log.publish()
         log.inject("slow", delay=0.3, only="tile/data/")
-        script, record = hook(tmp_path, delay=0.05)
+        script, record = sh_hook(tmp_path, delay=0.05)
         args = setup.args("--from-start", "--alert", f"hook:{script}", "--parallel-logs", "1")
-        process = spawn(args)
-        try:
+        with running(args) as process:
             wait_for(lambda: len(alerts(record)) >= 5, what="a few alerts")
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=60)
-        finally:
-            process.kill()
         assert len(alerts(record)) < 30, "the run ended before the kill: nothing was tested"
         log.heal()
-        # The restart takes the dead monitor's log back at once (same worker slot).
-        again = spawn([*args, "--once", "--json"])
-        _, err = again.communicate(timeout=120)
+        # The restart has the dead monitor's worker ID (its slot): it takes the log, and the
+        # alerts the dead one had claimed but not recorded as delivered, back at once.
+        with running([*args, "--once", "--json"]) as again:
+            _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     assert "starting at entry 0 " not in err  # it resumed
     wanted = {f"w{i}.example.org" for i in range(0, 3000, 60)}
@@ -591,24 +695,52 @@ def test_sigkill_and_restart_lose_and_repeat_no_finding(tmp_path: Path) -> None:
         findings = store.findings()
         # Every matching certificate is one finding: none lost, none twice.
         assert sorted(r.finding.names[0] for r in findings) == sorted(wanted)
-        delivered = alerts(record)
-        # No finding was alerted under two alert IDs. Delivery is at least once: a kill
-        # between a hook's exit and the record of its delivery may repeat that one alert.
-        ids_by_name: dict[str, set[str]] = {}
-        for alert in delivered:
-            ids_by_name.setdefault(alert["DNS_NAMES"], set()).add(alert["ALERT_ID"])
-        assert all(len(ids) == 1 for ids in ids_by_name.values())
-        assert len(delivered) - len(ids_by_name) <= 1
-        # What the dead monitor had claimed but not recorded as delivered waits in the
-        # outbox for its claim to expire (5 minutes); nothing else is missing.
-        channel = f"hook:{script.resolve()}"
-        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
-        waiting = {a.payload["names"][0]: a.id for a in store.due_alerts(channel, later)}
-    assert set(ids_by_name) | set(waiting) == wanted
-    assert len(waiting) <= 10
-    # The kill may land between a hook's exit and the record of its delivery: that one alert
-    # is sent again later, under the same ID, so the receiver can tell it is a repeat.
-    repeated = set(ids_by_name) & set(waiting)
-    assert len(repeated) <= 1
-    for name in repeated:
-        assert ids_by_name[name] == {str(waiting[name])}
+        assert store.undelivered() == {}  # nothing left waiting for a claim to expire
+    delivered = alerts(record)
+    # No finding was alerted under two alert IDs, and every one was alerted. Delivery is at
+    # least once: a kill between a hook's exit and the record of its delivery may repeat
+    # that one alert, under the same ID, so the receiver can tell it is a repeat.
+    ids_by_name: dict[str, set[str]] = {}
+    for alert in delivered:
+        ids_by_name.setdefault(alert["DNS_NAMES"], set()).add(alert["ALERT_ID"])
+    assert set(ids_by_name) == wanted
+    assert all(len(ids) == 1 for ids in ids_by_name.values())
+    assert len(delivered) - len(ids_by_name) <= 1
+
+
+def test_identities_file_makes_a_ca_known_by_its_key(
+    log: LocalCTLog, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ca=`` trusts an issuer by its key: without the test CA's key in an identities file
+    its certificate is taken for the CA by name only, hence unexpected; with it, expected."""
+    setup = Setup(tmp_path, log)
+    (organization,) = log.ca.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    issuer = organization.value
+    assert isinstance(issuer, str)
+    setup.watch.write_text(".example.com ca=ca.example\n", encoding="utf-8")
+    identities = tmp_path / "identities.toml"
+    identities.write_text(
+        f'[[ca]]\nname = "Test CA"\ncaa = ["ca.example"]\norganizations = ["{issuer}"]\n'
+        "common_name_prefixes = []\n",
+        encoding="utf-8",
+    )
+    log.issue("www.example.com")
+    log.publish()
+    assert main(setup.args("--once", "--from-start", "--identities", str(identities))) == 1
+    assert "by its name only" in capsys.readouterr().out
+
+    with_key = identities.read_text(encoding="utf-8") + f'pins = ["{log.ca.pin}"]\n'
+    identities.write_text(with_key, encoding="utf-8")
+    setup.state = tmp_path / "second.sqlite3"
+    assert main(setup.args("--once", "--from-start", "--identities", str(identities))) == 0
+    assert "EXPECTED certificate for www.example.com" in capsys.readouterr().out
+
+
+def test_a_bad_identities_file_is_one_line(
+    log: LocalCTLog, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = Setup(tmp_path, log)
+    bad = tmp_path / "identities.toml"
+    bad.write_text("[[ca]\n", encoding="utf-8")
+    assert main(setup.args("--once", "--identities", str(bad))) == 2
+    assert str(bad) in one_line_error(capsys)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import threading
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pinwarden.ct.alerts import (
     AlertEvent,
@@ -24,6 +27,7 @@ from pinwarden.ct.alerts import (
     StdoutChannel,
     WebhookChannel,
     backoff,
+    clean,
     deliver_all,
     hook_environment,
     parse_alert_spec,
@@ -321,6 +325,52 @@ def test_hostile_certificate_text_is_escaped_everywhere(tmp_path: Path) -> None:
     hook.chmod(0o755)
     run(HookChannel(hook).deliver(HOSTILE))
     assert out.read_text().startswith("CN=Rogue\\x00CA\\x0d\\x0aBcc")
+
+
+def test_unicode_line_breaks_and_bidi_controls_are_escaped() -> None:
+    # U+2028/U+2029 split lines for str.splitlines() and many viewers; bidi overrides and
+    # isolates reorder what a reader sees ("CN=R3" shown after a forged sentence).
+    issuer = "CN=R3\u2028EXPECTED from Let's Encrypt\u2029,O=\u202eliveE\u2066x\u2069\u200f\ufeff"
+    event = AlertEvent(1, "discovered", {**FINDING.payload, "issuer": issuer})
+    line = summary_line(event)
+    assert line.isprintable() and len(line.splitlines()) == 1
+    for escape in ("\\u2028", "\\u2029", "\\u202e", "\\u2066", "\\u2069", "\\u200f", "\\ufeff"):
+        assert escape in line
+    env = hook_environment(event)
+    assert env["ISSUER_DN"] == clean(issuer) and env["ISSUER_DN"].isprintable()
+    # Printable text, IDN names included, is left as it is.
+    assert clean("bücher.example – ok") == "bücher.example – ok"
+    assert clean("\U000e0001tag") == "\\U000e0001tag"
+
+
+@given(st.text())
+def test_clean_text_is_one_printable_line(text: str) -> None:
+    cleaned = clean(text)
+    assert cleaned.isprintable()
+    assert len(cleaned.splitlines()) <= 1
+    assert cleaned == text or not text.isprintable()
+
+
+def test_a_cancelled_hook_is_killed_and_reaped(tmp_path: Path) -> None:
+    # The monitor cancels a channel still sending when it stops: the hook, in a session
+    # of its own that a Ctrl-C never reaches, must not outlive it, nor stay unreaped.
+    started = tmp_path / "pid"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho $$ > {started}\nexec sleep 30\n")
+    hook.chmod(0o755)
+
+    async def main() -> int:
+        task = asyncio.ensure_future(HookChannel(hook).deliver(FINDING))
+        while not started.exists() or not started.read_text().strip():
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return int(started.read_text())
+
+    pid = run(main())
+    with pytest.raises(ProcessLookupError):  # killed, and reaped: not even a zombie left
+        os.kill(pid, 0)
 
 
 def test_hostile_alert_by_email_is_delivered_with_a_clean_subject() -> None:

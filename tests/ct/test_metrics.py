@@ -3,6 +3,7 @@ channel names that must not leak webhook secrets."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import httpx
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from pinwarden.ct.alerts import EmailChannel, WebhookChannel
 from pinwarden.ct.logs import Log, log_id_of
 from pinwarden.ct.metrics import MetricsServer, MonitorMetrics, channel_label
 from pinwarden.errors import InputError
@@ -128,23 +130,44 @@ def test_errors_by_kind_and_deliveries_by_outcome() -> None:
 
 
 def test_webhook_secrets_stay_out_of_the_metrics() -> None:
+    # The channel names the monitor really reports, built by the channels themselves.
     metrics = MonitorMetrics()
     secret = "T0000/B0000/XXXXsecretXXXX"
-    metrics.alert_delivered(f"slack:https://hooks.slack.com/services/{secret}", True)
-    metrics.alert_delivered("webhook:https://user:pw@alerts.example:8443/in?token=abc", False)
-    metrics.alert_delivered("smtp:mail.example:587:alice@example.com,bob@example.com", True)
+    slack = WebhookChannel(f"https://hooks.slack.com/services/{secret}", slack=True).name
+    webhook = WebhookChannel("https://user:pw@alerts.example:8443/in?token=abc").name
+    smtp = EmailChannel(
+        "mail.example", 587, "m@example.com", ("alice@example.com", "bob@example.com")
+    ).name
+    metrics.alert_delivered(slack, True)
+    metrics.alert_delivered(webhook, False)
+    metrics.alert_delivered(smtp, True)
     text = metrics.render().decode()
     assert secret not in text
     assert "token" not in text
     assert "pw" not in text
     assert "alice" not in text
     deliveries = "pinwarden_ct_alert_deliveries_total"
-    slack = "slack:https://hooks.slack.com"
+    # A webhook's name is its host and a digest of its URL: shown as it is, so that two
+    # webhooks on one host stay apart.
+    assert re.fullmatch(r"slack:hooks\.slack\.com#[0-9a-f]{12}", channel_label(slack))
     assert value(metrics, deliveries, channel=slack, outcome="delivered") == 1
-    webhook = "webhook:https://alerts.example:8443"
+    assert channel_label(webhook).startswith("webhook:alerts.example#")
     assert value(metrics, deliveries, channel=webhook, outcome="failed") == 1
-    smtp = "smtp:mail.example:587"
-    assert value(metrics, deliveries, channel=smtp, outcome="delivered") == 1
+    assert value(metrics, deliveries, channel="smtp:mail.example:587", outcome="delivered") == 1
+    # A name carrying a URL (as older versions made them) is still cut to its host.
+    metrics.alert_delivered(f"slack:https://hooks.slack.com/services/{secret}", True)
+    assert secret not in metrics.render().decode()
+
+
+def test_alerts_for_channels_not_configured_are_a_gauge() -> None:
+    metrics = MonitorMetrics()
+    old = WebhookChannel("https://hooks.example/old-secret").name
+    metrics.alerts_stranded(
+        {old: 3, "smtp:mail.example:25:a@x.y": 1, "smtp:mail.example:25:b@x.y": 2}
+    )
+    assert value(metrics, "pinwarden_ct_alerts_stranded", channel=channel_label(old)) == 3
+    assert value(metrics, "pinwarden_ct_alerts_stranded", channel="smtp:mail.example:25") == 3
+    assert "old-secret" not in metrics.render().decode()
 
 
 @pytest.mark.parametrize(
@@ -155,6 +178,8 @@ def test_webhook_secrets_stay_out_of_the_metrics() -> None:
         ("hook:/opt/hook", "hook:/opt/hook"),
         ("webhook:http://[::1]:9/x", "webhook:http://::1:9"),
         ("webhook:https://h.example:99999/x", "webhook"),  # an unreadable port
+        ("webhook:h.example#0123456789ab", "webhook:h.example#0123456789ab"),
+        ("slack:hooks.slack.com#0123456789ab", "slack:hooks.slack.com#0123456789ab"),
         ("smtp:mail.example", "smtp:mail.example"),
     ],
 )

@@ -8,10 +8,12 @@ import datetime as dt
 import io
 import json
 import os
+import re
+import socket
 import stat
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from pinwarden.ct.alerts import AlertEvent, DeliveryError, HookChannel, StdoutCh
 from pinwarden.ct.logs import FinalTreeHead, Log, LogList, LogState
 from pinwarden.ct.monitor import Monitor, MonitorConfig, MonitorSummary, default_output_dir
 from pinwarden.ct.store import FindingRecord, open_store
+from pinwarden.ct.store_sqlite import SQLiteStore
 from pinwarden.ct.watch import WatchList
 from pinwarden.errors import InputError
 from pinwarden.pins import Pin
@@ -83,6 +86,9 @@ class Recorder:
 
     def alert_delivered(self, channel: str, ok: bool) -> None:
         self.calls.append(("alert", channel, ok))
+
+    def alerts_stranded(self, channels: Mapping[str, int]) -> None:
+        self.calls.append(("stranded", dict(channels)))
 
 
 def postgres_or_skip() -> None:
@@ -253,12 +259,13 @@ def test_a_growing_log_end_to_end(
         assert names == ",".join(alert["names"])
         pem = Path(cert_file).read_bytes()
         assert Path(cert_file).parent.parent == tmp_path / "certs"
-        # The PEM is the certificate whose TBS was found (for pre.example.test, the final
-        # certificate replaced the precertificate's file).
+        # The PEM is the certificate whose TBS was found, as its alert described it (for
+        # pre.example.test the precertificate: the final certificate, a later sighting,
+        # does not rewrite the files).
         cert = x509.load_pem_x509_certificate(pem)
         assert names.split(",")[0] in str(cert.extensions)
-    final = x509.load_pem_x509_certificate(Path(pre_file(alerts, "pre.example.test")).read_bytes())
-    assert final == precert.final.cert
+    first = x509.load_pem_x509_certificate(Path(pre_file(alerts, "pre.example.test")).read_bytes())
+    assert first == precert.precert.cert
     details = json.loads(Path(alerts[0]["json_file"]).read_text())
     assert details["tbs_sha256"] == alerts[0]["tbs_sha256"]
     kinds = {call[0] for call in recorder.calls}
@@ -331,7 +338,8 @@ def test_verdict_reasons_end_to_end(tmp_path: Path) -> None:
             watch,
             channels=(collect,),
             caa_nameservers=(dns.nameserver,),
-            ca_identities=(TEST_CA,),
+            # The test CA, known by its issuing key: a name alone is only a claim.
+            ca_identities=(replace(TEST_CA, pins=(log.ca.pin,)),),
         )
         summary = run(config)
     verdicts = {a["names"][0]: (a["verdict"], a["reasons"]) for a in collect.events}
@@ -482,6 +490,7 @@ def test_two_workers_sharing_postgres_split_the_logs(
             return list(await asyncio.gather(*(Monitor(cfg).run() for cfg in configs)))
 
         summaries = asyncio.run(both())
+    assert all(s.entries > 0 for s in summaries), summaries  # both worked
     assert sum(s.entries for s in summaries) == 1200  # every entry read once, by one worker
     assert sum(s.findings_new for s in summaries) == 24
     assert len(stored(url)) == 24
@@ -542,7 +551,118 @@ def test_a_frozen_log_is_read_to_its_final_tree_head_only(tmp_path: Path) -> Non
     assert position(config.store_url, log) == 300  # the batch up to 320 was not committed
 
 
+def test_once_waits_for_a_leased_log_then_names_it_unread(tmp_path: Path) -> None:
+    with LocalCTLog("rfc6962") as log:
+        log.issue("evil.example.test")
+        log.publish()
+        config = make_config(tmp_path, (log,), ".example.test", lease_ttl=0.6)
+        with open_store(config.store_url) as store:
+            store.register_logs([log.log_id])
+            # Another worker's lease, live (or dead, but long): this run cannot read the log.
+            assert store.acquire_log("crashed-host:7:0badf00d", 3600) == log.log_id
+        recorder = Recorder()
+        started = time.monotonic()
+        summary = run(config, recorder)
+        waited = time.monotonic() - started
+        assert (summary.entries, summary.leased_logs) == (0, (log.name,))
+        assert waited >= 0.6  # it waited for the lease to run out, up to its lease time
+        errors = [c for c in recorder.calls if c[0] == "error"]
+        assert [c[2] for c in errors] == ["leased", "leased"]
+        assert "'crashed-host:7:0badf00d'" in errors[0][3]
+        # A dead worker's lease shorter than the wait runs out: the log is read.
+        with open_store(config.store_url) as store:
+            store.release_lease("crashed-host:7:0badf00d", log.log_id)
+            assert store.acquire_log("crashed-host:8:0badf00d", 0.3) == log.log_id
+        again = run(replace(config, lease_ttl=10))
+    assert (again.entries, again.findings_new, again.leased_logs) == (1, 1, ())
+
+
+def test_a_worker_asks_the_store_only_for_its_due_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store holds 2,000 logs this monitor does not follow (another worker's list, logs
+    # dropped from the list): leasing each to find the one due log cost a transaction each.
+    calls: list[str] = []
+    for method in ("acquire_log", "release_lease"):
+        original = getattr(SQLiteStore, method)
+
+        def counted(
+            self: SQLiteStore, *args: Any, _o: Any = original, _m: str = method, **kw: Any
+        ) -> Any:
+            calls.append(_m)
+            return _o(self, *args, **kw)
+
+        monkeypatch.setattr(SQLiteStore, method, counted)
+    with LocalCTLog("rfc6962") as log:
+        log.grow(10, names=NOISE)
+        log.publish()
+        config = make_config(tmp_path, (log,), ".example.test")
+        with open_store(config.store_url) as store:
+            store.register_logs([n.to_bytes(32, "big") for n in range(2000)])
+        calls.clear()
+        summary = run(config)
+    assert summary.entries == 10
+    assert calls.count("acquire_log") <= 2
+    with open_store(config.store_url) as store:
+        assert all(p.lease_owner is None for p in store.logs())
+
+
+def test_default_worker_ids_differ_between_monitors_on_one_host(tmp_path: Path) -> None:
+    config = make_config(tmp_path, LogList(()), ".example.test")
+    first, second = Monitor(config).worker_id, Monitor(config).worker_id
+    assert first != second
+    assert re.fullmatch(rf"{re.escape(socket.gethostname())}:{os.getpid()}:[0-9a-f]{{8}}", first)
+    assert Monitor(replace(config, worker_id="named")).worker_id == "named"
+
+
 # -- alerts -------------------------------------------------------------------------------------
+
+
+def test_alerts_claimed_by_a_dead_process_are_sent_at_once_by_its_successor(
+    tmp_path: Path,
+) -> None:
+    with LocalCTLog("rfc6962") as log:
+        log.issue("a.example.test")
+        log.issue("b.example.test")
+        log.publish()
+        nobody = Collect("collect", fail=100)
+        config = make_config(
+            tmp_path, (log,), ".example.test", channels=(nobody,), stall_after=dt.timedelta(days=9)
+        )
+        assert run(config).alerts_pending == 2
+        # A process killed while sending: its claims stay behind, for the claim's span.
+        with open_store(config.store_url) as store:
+            far = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+            assert len(store.due_alerts("collect", far, worker_id="host:0:0123abcd")) == 2
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+        other = Collect()
+        summary = run(
+            replace(config, channels=(other,), worker_id="host:1:4567cdef", clock=lambda: later)
+        )
+        assert other.events == [] and summary.alerts_pending == 0  # another worker's claims
+        successor = Collect()
+        run(
+            replace(config, channels=(successor,), worker_id="host:0:0123abcd", clock=lambda: later)
+        )
+    assert sorted(e["names"][0] for e in successor.events) == ["a.example.test", "b.example.test"]
+
+
+def test_alerts_for_a_channel_no_longer_given_are_reported(tmp_path: Path) -> None:
+    with LocalCTLog("rfc6962") as log:
+        log.issue("evil.example.test")
+        log.publish()
+        old = Collect("webhook:hooks.example#0000000000aa", fail=100)
+        config = make_config(
+            tmp_path, (log,), ".example.test", channels=(old,), stall_after=dt.timedelta(days=9)
+        )
+        assert run(config).alerts_stranded == 0
+        new = Collect("webhook:hooks.example#0000000000bb")
+        recorder = Recorder()
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+        summary = run(replace(config, channels=(new,), clock=lambda: later), recorder)
+    assert (summary.alerts_pending, summary.alerts_stranded) == (0, 1)
+    assert ("stranded", {old.name: 1}) in recorder.calls
+    assert new.events == []  # the finding's alert was queued for the old channel only
 
 
 def test_alerts_are_retried_until_delivered_across_restarts(tmp_path: Path) -> None:

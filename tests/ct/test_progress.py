@@ -8,6 +8,7 @@ import time
 import pytest
 from rich.console import Console
 
+from pinwarden.ct.alerts import WebhookChannel
 from pinwarden.ct.logs import Log, log_id_of
 from pinwarden.ct.progress import MonitorProgress, format_duration
 
@@ -119,17 +120,27 @@ def test_outside_text_cannot_drive_the_terminal() -> None:
 
 def test_failed_deliveries_name_the_channel_without_its_secret() -> None:
     progress, stream, clock = lines_progress()
-    channel = "slack:https://hooks.slack.com/services/T0/B0/secret"
-    progress.alert_delivered(channel, False)
-    progress.alert_delivered(channel, False)
+    channel = WebhookChannel("https://hooks.slack.com/services/T0/B0/secret", slack=True)
+    progress.alert_delivered(channel.name, False)
+    progress.alert_delivered(channel.name, False)
     progress.alert_delivered("stdout", True)
     clock.now += 61
-    progress.alert_delivered(channel, False)
-    assert (
-        lines(stream)
-        == ["pinwarden: alert delivery to slack:https://hooks.slack.com failed; it will be retried"]
-        * 2
-    )
+    progress.alert_delivered(channel.name, False)
+    shown = f"slack:hooks.slack.com#{channel.redacted.partition('#')[2]}"
+    assert lines(stream) == [f"pinwarden: alert delivery to {shown} failed; it will be retried"] * 2
+    assert "secret" not in stream.getvalue()
+
+
+def test_alerts_for_channels_not_configured_are_announced_even_when_quiet() -> None:
+    progress, stream, _ = lines_progress(quiet=True)
+    old = WebhookChannel("https://hooks.example/old-secret")
+    progress.alerts_stranded({old.name: 3, "stdout": 1})
+    tail = "which this monitor does not have: they are delivered only by a monitor run with"
+    assert lines(stream) == [
+        f"pinwarden: 1 alert waits for channel stdout, {tail} that --alert",
+        f"pinwarden: 3 alerts wait for channel {old.name}, {tail} that --alert",
+    ]
+    assert "old-secret" not in stream.getvalue()
 
 
 def test_quiet_shows_errors_only() -> None:
@@ -169,6 +180,28 @@ def test_the_table_puts_the_logs_furthest_behind_first() -> None:
     assert "2 logs · 101,000 entries" in text
     assert "2 new findings (1 unexpected)" in text
     assert "alerts 1 delivered" in text
+
+
+def test_thousands_of_logs_show_the_furthest_behind_and_a_line_for_the_rest() -> None:
+    # Drawing a row per log took over a second per refresh with 3,000 logs.
+    progress, _, _ = lines_progress(live=True, max_rows=10)
+    logs = [_log(f"log {n:04d}", b"k%d" % n) for n in range(3000)]
+    for n, log in enumerate(logs):
+        progress.log_started(log, 0, n)
+        progress.batch_done(log, 0, n, 0)
+    progress.log_error(logs[5], "network", "reset")  # among the hidden ones
+    record = Console(file=io.StringIO(), width=200, height=200, force_terminal=False)
+    record.print(progress.renderable())
+    rows = record.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert len(rows) == 1 + 10 + 2
+    assert [row.split()[1] for row in rows[1:11]] == [f"{n:04d}" for n in range(2999, 2989, -1)]
+    hidden_backlog = sum(range(2990))
+    assert rows[11] == f"… and 2,990 more logs (backlog {hidden_backlog:,}; 1 in error)"
+    assert rows[12].startswith("3,000 logs · ")
+    # A small terminal gets fewer rows still.
+    small = Console(file=io.StringIO(), width=200, height=12, force_terminal=False)
+    progress.console = small
+    assert len(list(Console(width=200).render_lines(progress.renderable()))) <= 12
 
 
 def test_the_table_shows_a_log_in_error_until_it_reads_again() -> None:

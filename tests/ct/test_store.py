@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from hypothesis import strategies as st
 
 from pinwarden.ct import store_postgres
 from pinwarden.ct.store import (
+    SCHEMA_VERSION,
     Finding,
+    LeaseLostError,
     OutboxEvent,
     Store,
     StoredTreeHead,
@@ -33,6 +36,7 @@ from pinwarden.ct.store import (
     redact_url,
     sqlite_path_of,
 )
+from pinwarden.ct.store_sqlite import _SCHEMA as SQLITE_V1
 from pinwarden.ct.store_sqlite import SQLiteStore
 from pinwarden.errors import InputError, StoreError
 from pinwarden.testing.postgres import PostgresServer, PostgresUnavailable, find_postgres
@@ -124,7 +128,15 @@ def store(opener: Callable[[], Store]) -> Store:
 
 
 def count_alerts(store: Store, channel: str = "stdout") -> int:
-    return len(store.due_alerts(channel, T0 + timedelta(days=3650), claim=timedelta(seconds=1)))
+    """Undelivered alerts of ``channel``, by both ways of asking."""
+    counted = store.undelivered().get(channel, 0)
+    claimed = store.due_alerts(channel, T0 + timedelta(days=3650), claim=_INSTANT)
+    assert len(claimed) == counted
+    return counted
+
+
+# Claims run on the store's clock: one this short has run out by the next call.
+_INSTANT = timedelta(microseconds=1)
 
 
 # -- logs ------------------------------------------------------------------------------------
@@ -382,6 +394,46 @@ def test_lease_arguments_are_checked(store: Store) -> None:
         store.renew_lease("w", LOG_A, float("nan"))
 
 
+def test_a_worker_leases_only_among_the_logs_it_asks_for(
+    store: Store, opener: Callable[[], Store]
+) -> None:
+    # Many logs in the store that this worker does not follow (other workers' lists,
+    # logs gone from its list): one call leases one of the wanted ones, or says none is free.
+    others = [hashlib.sha256(b"other %d" % n).digest() for n in range(1500)]
+    store.register_logs([*others, LOG_C])
+    assert store.acquire_log("w1", 60, among=[LOG_C]) == LOG_C
+    assert store.acquire_log("w1", 60, among=[LOG_C]) is None  # leased now
+    assert opener().acquire_log("w2", 60, among=[LOG_C, LOG_B]) == LOG_B
+    assert store.acquire_log("w1", 60, among=[]) is None
+    assert store.acquire_log("w1", 60, among=[b"\x07" * 32]) is None  # unknown: nothing
+    wanted = set(others[700:703])
+    got = {store.acquire_log("w1", 60, among=[*wanted, LOG_C]) for _ in range(3)}
+    assert got == wanted
+    assert store.acquire_log("w1", 60, among=[*wanted, LOG_C]) is None
+    # A long list of candidates is one statement too.
+    assert store.acquire_log("w1", 60, among=others[::-1]) in set(others) - wanted
+    leased = [p.log_id for p in store.logs() if p.lease_owner is not None]
+    assert len(leased) == 6 and LOG_A not in leased
+
+
+def test_a_lost_lease_is_its_own_error(store: Store, opener: Callable[[], Store]) -> None:
+    assert store.acquire_log("w1", 0.2) is not None
+    time.sleep(0.3)
+    assert opener().acquire_log("w2", 60) is not None
+    for call in (
+        lambda: store.renew_lease("w1", LOG_A, 60),
+        lambda: store.commit_batch(LOG_A, 1, head(1), b"", [], [], worker_id="w1"),
+        lambda: store.commit_batch(LOG_A, 1, head(1), b"", [], []),
+    ):
+        with pytest.raises(LeaseLostError, match=r"^lease lost"):
+            call()
+    assert issubclass(LeaseLostError, StoreError)
+    # Other refusals are not a lost lease.
+    with pytest.raises(StoreError) as refused:
+        store.commit_batch(LOG_C, 1, head(1), b"", [], [])
+    assert not isinstance(refused.value, LeaseLostError)
+
+
 # -- the outbox ------------------------------------------------------------------------------
 
 
@@ -404,13 +456,11 @@ def test_alerts_are_due_per_channel_until_delivered(store: Store) -> None:
     store.mark_delivered(first.id, "stdout")
     store.mark_delivered(first.id, "stdout")  # idempotent
     store.mark_failed(due[1].id, "stdout", T0 + timedelta(minutes=30), error="timeout")
-    later = store.due_alerts("stdout", T0 + timedelta(minutes=10))
-    assert [a.id for a in later] == [due[2].id]
-    retried = store.due_alerts("stdout", T0 + timedelta(minutes=31))
-    assert [(a.id, a.attempts, a.last_error) for a in retried] == [
-        (due[1].id, 1, "timeout"),
-        (due[2].id, 0, None),  # its claim ran out at +15 min
-    ]
+    # A failure ends the claim; the retry is due at its time. due[2] is still claimed.
+    assert store.due_alerts("stdout", T0 + timedelta(minutes=10)) == ()
+    retried = store.due_alerts("stdout", T0 + timedelta(minutes=31), claim=_INSTANT)
+    assert [(a.id, a.attempts, a.last_error) for a in retried] == [(due[1].id, 1, "timeout")]
+    assert store.undelivered() == {"stdout": 2, "hook": 3}
     # The other channel has its own deliveries.
     assert len(store.due_alerts("hook", T0, limit=2)) == 2
     assert len(store.due_alerts("hook", T0)) == 1
@@ -418,6 +468,59 @@ def test_alerts_are_due_per_channel_until_delivered(store: Store) -> None:
     # Delivered alerts are never due again, and marks after delivery change nothing.
     store.mark_failed(first.id, "stdout", T0, error="late")
     assert first.id not in [a.id for a in store.due_alerts("stdout", T0 + timedelta(days=1))]
+
+
+def test_claims_name_the_worker_and_run_on_the_store_clock(
+    store: Store, opener: Callable[[], Store]
+) -> None:
+    batch = [finding(n, n) for n in range(4)]
+    store.commit_batch(LOG_A, 4, head(4), b"", batch, [event_for(f) for f in batch], now=T0)
+    mine = store.due_alerts("stdout", T0, limit=3, worker_id="w1")
+    assert len(mine) == 3
+    store.due_alerts("hook", T0, worker_id="w1")
+    # However far the caller's clock is ahead, a claim holds for its span of the store's
+    # clock: a worker whose clock runs fast cannot take another's claims.
+    far = T0 + timedelta(days=3650)
+    other = opener()
+    (last,) = other.due_alerts("stdout", far, worker_id="w2")
+    assert last.id > max(a.id for a in mine)
+    assert other.due_alerts("hook", far, worker_id="w2") == ()
+    # Settled alerts leave the claim; a worker takes back only its own unsettled claims.
+    store.mark_delivered(mine[0].id, "stdout")
+    store.mark_failed(mine[1].id, "stdout", T0, error="down")
+    assert other.release_claims("w3") == 0
+    assert store.release_claims("w1", channel="stdout") == 1  # mine[2]
+    assert [a.id for a in other.due_alerts("stdout", far)] == [mine[1].id, mine[2].id]
+    assert store.release_claims("w1") == 4  # every hook delivery
+    assert len(other.due_alerts("hook", far, claim=timedelta(seconds=0.3))) == 4
+    assert other.due_alerts("hook", far) == ()
+    time.sleep(0.4)  # an expired claim is free for anyone
+    assert len(store.due_alerts("hook", far)) == 4
+    with pytest.raises(ValueError, match="worker_id"):
+        store.release_claims("")
+
+
+def test_an_event_with_a_dedup_key_is_queued_once(
+    store: Store, opener: Callable[[], Store]
+) -> None:
+    fork = OutboxEvent(
+        "log-misbehaviour", {"n": 1}, ("stdout",), log_id=LOG_A, dedup_key="fork:a:1"
+    )
+    (first,) = store.enqueue([fork], now=T0)
+    # After a restart (another connection), the same episode is not queued again...
+    again = opener()
+    assert again.enqueue([fork, replace(fork, payload={"n": 2})], now=T0) == ()
+    # ... in a batch neither; another episode is.
+    other = replace(fork, dedup_key="fork:a:2")
+    again.commit_batch(LOG_A, 0, head(0), b"", [], [fork, other], now=T0)
+    due = again.due_alerts("stdout", T0 + timedelta(days=1))
+    assert len(due) == 2
+    assert (due[0].id, due[0].payload) == (first, {"n": 1})
+    # Without a key, events are queued every time.
+    plain = replace(fork, dedup_key=None)
+    assert len(again.enqueue([plain, plain])) == 2
+    with pytest.raises(ValueError, match="dedup_key"):
+        replace(fork, dedup_key="")
 
 
 def test_marking_an_unknown_delivery_is_an_error(store: Store) -> None:
@@ -493,7 +596,7 @@ def test_a_killed_writer_leaves_whole_batches(url: str, opener: Callable[[], Sto
         assert len(store.findings()) == n
         # Each round looks a day later, past the claims of the round before.
         at = T0 + timedelta(days=36500 + round_)
-        due = store.due_alerts("stdout", at, limit=1_000_000, claim=timedelta(seconds=1))
+        due = store.due_alerts("stdout", at, limit=1_000_000, claim=_INSTANT)
         assert sorted(a.payload["n"] for a in due) == list(range(n))
         store.close()
     assert n > 0
@@ -519,6 +622,54 @@ def test_a_store_of_another_schema_version_is_refused(
             pg.execute("UPDATE pinwarden_schema SET version = 99")
     with pytest.raises(StoreError, match="schema version 99 of ct-monitor; this pinwarden uses"):
         open_store(url)
+
+
+def test_a_version_1_store_is_upgraded(url: str) -> None:
+    # Version 1's tables, with a finding's alert claimed and one already delivered.
+    if url.startswith("sqlite"):
+        path = sqlite_path_of(url)
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as conn:
+            conn.executescript(
+                "CREATE TABLE pinwarden_schema (component TEXT PRIMARY KEY, version INTEGER);"
+                + SQLITE_V1
+                + "INSERT INTO pinwarden_schema VALUES ('ct-monitor', 1);"
+                "INSERT INTO ct_alerts (kind, payload, created) VALUES ('log-stalled', '{}', 0);"
+                "INSERT INTO ct_alert_deliveries (alert_id, channel, next_attempt) "
+                "VALUES (1, 'stdout', 0), (1, 'hook', 0);"
+                "UPDATE ct_alert_deliveries SET delivered_at = 1 WHERE channel = 'hook';"
+            )
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as pg, pg.transaction():
+            pg.execute("CREATE TABLE pinwarden_schema (component text PRIMARY KEY, version int)")
+            for statement in store_postgres._SCHEMA[1:]:
+                pg.execute(statement)
+            pg.execute("INSERT INTO pinwarden_schema VALUES ('ct-monitor', 1)")
+            pg.execute(
+                "INSERT INTO ct_alerts (kind, payload, created) "
+                "VALUES ('log-stalled', '{}', 'epoch')"
+            )
+            pg.execute(
+                "INSERT INTO ct_alert_deliveries (alert_id, channel, next_attempt, delivered_at) "
+                "VALUES (1, 'stdout', 'epoch', NULL), (1, 'hook', 'epoch', 'epoch')"
+            )
+    with open_store(url) as store:
+        assert store.undelivered() == {"stdout": 1}
+        (due,) = store.due_alerts("stdout", T0, worker_id="w")
+        assert due.payload == {} and store.release_claims("w") == 1
+        event = OutboxEvent("log-stalled", {}, ("stdout",), dedup_key="k")
+        assert len(store.enqueue([event, event], now=T0)) == 1
+    with open_store(url) as store:  # opened again: already upgraded
+        assert len(store.due_alerts("stdout", T0)) == 2
+    if url.startswith("sqlite"):
+        with sqlite3.connect(str(sqlite_path_of(url))) as conn:
+            (version,) = conn.execute("SELECT version FROM pinwarden_schema").fetchone()
+        conn.close()
+        assert version == SCHEMA_VERSION == 2
 
 
 def test_sqlite_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

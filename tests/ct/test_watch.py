@@ -119,6 +119,9 @@ def test_utf8_bom_is_ignored(tmp_path: Path) -> None:
         ("exa$mple.com", "not a valid DNS label"),
         ("a*b.example.com", "'*'"),
         (".127.0.0.1", "IP address"),
+        ("192.0.2.7", "the monitor watches DNS names only"),
+        ("2001:db8::1", "IP address"),
+        ("[2001:db8::1]", "IP address"),
         ("example.com ca", "not key=value"),
         ("example.com colour=blue", "unknown expectation 'colour'"),
         ("example.com ca=a.example ca=b.example", "ca= is given twice"),
@@ -244,6 +247,53 @@ def test_name_forms() -> None:
     assert name_forms("WWW.Bücher。de.") == ("www.xn--bcher-kva.de",)
     assert name_forms("faß.de") == ("xn--fa-hia.de", "fass.de")
     assert name_forms("..a..b..") == ("a.b",)
+
+
+def test_a_null_prefix_name_is_also_looked_up_as_the_part_before_the_nul() -> None:
+    # What a C client reads of www.example.com\0.evil.org is www.example.com.
+    assert name_forms("www.example.com\x00.evil.org") == (
+        "www.example.com\x00.evil.org",
+        "www.example.com",
+    )
+    assert name_forms("WWW.Example.com\x1b[0m.evil.org")[1] == "www.example.com"
+    assert name_forms("faß.de\x85x.org")[-2:] == ("xn--fa-hia.de", "fass.de")
+    assert name_forms("\x00only.evil.org") == ("\x00only.evil.org",)
+    watch = WatchList.parse("www.example.com\n.example.net")
+    for name in ("www.example.com\x00.evil.org", "a.example.net\x7f.evil.org"):
+        assert watch.matches([name])[0].names == (name,)
+
+
+def test_both_spellings_of_a_certificate_name_are_looked_up() -> None:
+    # IDNA 2008 keeps ß (xn--fa-hia); IDNA 2003 maps it to ss: a client of either kind may
+    # take the certificate for fass.example.de. A log entry has both spellings of its names.
+    watch = WatchList.parse("fass.example.de\n.example.org")
+    names, unicode = (
+        ("www.example.org", "xn--fa-hia.example.de"),
+        ("www.example.org", "faß.example.de"),
+    )
+    assert [m.item.key for m in watch.matches(names)] == [".example.org"]
+    found = watch.matches(names, unicode)
+    assert [(m.item.key, m.names) for m in found] == [
+        ("fass.example.de", ("xn--fa-hia.example.de",)),
+        (".example.org", ("www.example.org",)),
+    ]
+    same = ("www.example.org",)
+    assert watch.matches(same, same) == watch.matches(same)
+
+
+NUL_ENTRIES = st.lists(
+    st.sampled_from(["www.example.com", ".example.org", "a.b"]), min_size=1, max_size=3, unique=True
+)
+
+
+@given(
+    NUL_ENTRIES, st.sampled_from(["www.example.com", "x.example.org", "a.b"]), st.text(max_size=10)
+)
+def test_a_control_character_never_hides_a_name(entries: list[str], name: str, rest: str) -> None:
+    watch = WatchList.parse("\n".join(entries))
+    plain = {m.item.key for m in watch.matches([name])}
+    for control in ("\x00", "\n", "\x9f"):
+        assert plain <= {m.item.key for m in watch.matches([name + control + rest])}
 
 
 # -- properties ------------------------------------------------------------------------------

@@ -247,6 +247,11 @@ def identify_issuer(
     case-insensitively; then issuer common-name (CN=) prefixes. In each step the first
     entry of the table wins.
 
+    The name steps take the issuer at its word: any CA can put "O=Let's Encrypt" in its
+    intermediate. They identify a CA only where the chain was verified to a trusted root
+    (``caa audit``, a live TLS connection); the CT monitor, which judges certificates
+    anyone can log, treats a name match as a claim (:func:`pinwarden.ct.verdicts.check_issuer`).
+
     Raises :class:`~pinwarden.errors.CertificateError` for a string that is not an RFC
     4514 name."""
     table = tuple(identities) if identities is not None else load_identities()

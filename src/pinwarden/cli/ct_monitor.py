@@ -12,12 +12,15 @@ import signal
 import socket
 import sys
 import threading
+import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from pinwarden.caa.identities import load_identities
 from pinwarden.cli._app import JSON_HELP
 from pinwarden.cli._output import err, out, printable
 from pinwarden.cli.ct import ct_app
@@ -80,6 +83,12 @@ class _Observers:
     def alert_delivered(self, channel: str, ok: bool) -> None:
         for observer in self._observers:
             observer.alert_delivered(channel, ok)
+
+    def alerts_stranded(self, channels: Mapping[str, int]) -> None:
+        for observer in self._observers:
+            method = getattr(observer, "alerts_stranded", None)  # optional for observers
+            if method is not None:
+                method(channels)
 
 
 def _note(message: str) -> None:
@@ -150,19 +159,23 @@ def _channels(specs: list[str], json_: bool) -> tuple[Channel, ...]:
 
 class _WorkerSlot:
     """A worker ID that is the same after a restart, so that a monitor killed without
-    notice takes its logs back at once (the engine releases the leases of its own ID on
-    start) instead of waiting for them to expire. The ID is ``host:N`` for the lowest slot
-    N whose lock file this process can lock: the kernel drops the lock of a dead process,
-    and two live monitors on one host never share a slot. For SQLite state the lock files
-    sit beside the database; for PostgreSQL, in the pinwarden state directory."""
+    notice takes its logs and alert claims back at once (the engine releases those of its
+    own ID on start) instead of waiting for them to expire. The ID is ``host:N:TOKEN`` for
+    the lowest slot N whose lock file this process can lock: the kernel drops the lock of a
+    dead process, and two live monitors on one host never share a slot. TOKEN is random,
+    kept in the slot's lock file: machines with the same host name (cloned VMs, containers
+    with a fixed host name) sharing a PostgreSQL store get different IDs. It is drawn anew
+    when the machine's boot ID changes, so a clone booted from a copied disk does not keep
+    its original's. For SQLite state the lock files sit beside the database; for
+    PostgreSQL, in the pinwarden state directory."""
 
     def __init__(self) -> None:
         self.worker_id = ""
         self._handle: Any = None
 
     def acquire(self, store_url: str) -> str:
-        """The slot's worker ID, or "" (the engine's ``host:pid``) where files cannot be
-        locked here."""
+        """The slot's worker ID, or "" (the engine's ``host:pid:random``) where files
+        cannot be locked here."""
         try:
             import fcntl
         except ImportError:  # not POSIX
@@ -177,12 +190,38 @@ class _WorkerSlot:
                 except OSError:
                     handle.close()
                     continue
+                try:
+                    token = self._token(handle)
+                except OSError:
+                    handle.close()
+                    raise
                 self._handle = handle
-                self.worker_id = f"{socket.gethostname()}:{slot}"
+                self.worker_id = f"{socket.gethostname()}:{slot}:{token}"
                 return self.worker_id
         except OSError:
             pass  # an unwritable folder: fall back to the engine's default
         return ""
+
+    @staticmethod
+    def _token(handle: Any) -> str:
+        """The slot's random token, kept in its lock file (which this process holds) with
+        the boot ID it was drawn under; a new one for a new boot ID or a damaged file."""
+        boot = _boot_id()
+        handle.seek(0)
+        saved = handle.read(200).decode("ascii", "replace").split()
+        if (
+            len(saved) == 2
+            and saved[1] == boot
+            and len(saved[0]) == 8
+            and all(c in "0123456789abcdef" for c in saved[0])
+        ):
+            return str(saved[0])
+        token = uuid.uuid4().hex[:8]
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{token} {boot}\n".encode("ascii"))
+        handle.flush()
+        return token
 
     @staticmethod
     def _where(store_url: str) -> tuple[Path, str]:
@@ -200,6 +239,15 @@ class _WorkerSlot:
             handle.close()
 
 
+def _boot_id() -> str:
+    """This boot's ID (Linux), or "-" where there is none to read."""
+    try:
+        text = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return "-"
+    return text if text and len(text) <= 64 and text.isprintable() and " " not in text else "-"
+
+
 def _positive(value: float, option: str, limit: float) -> None:
     if not value == value or not 0 < value <= limit:  # also refuses NaN
         raise InputError(f"{option} {value}: give a number more than 0 and at most {limit:g}")
@@ -207,10 +255,18 @@ def _positive(value: float, option: str, limit: float) -> None:
 
 def exit_status(summary: MonitorSummary) -> int:
     """1 when this run found an unexpected certificate or a log misbehaved, else 3 when a log
-    could not be read at all or an alert is still undelivered, else 0."""
+    could not be read at all, was left to another worker or stopped on this side (state or
+    finding files), or an alert is still undelivered (also one queued for a channel not
+    given), else 0."""
     if summary.unexpected_new or summary.misbehaving_logs:
         return 1
-    if summary.unreachable_logs or summary.alerts_pending:
+    if (
+        summary.unreachable_logs
+        or summary.leased_logs
+        or summary.incomplete_logs
+        or summary.alerts_pending
+        or summary.alerts_stranded
+    ):
         return 3
     return 0
 
@@ -225,7 +281,10 @@ def summary_json(summary: MonitorSummary) -> dict[str, Any]:
         "unexpected_new": summary.unexpected_new,
         "misbehaving_logs": list(summary.misbehaving_logs),
         "unreachable_logs": list(summary.unreachable_logs),
+        "leased_logs": list(summary.leased_logs),
+        "incomplete_logs": list(summary.incomplete_logs),
         "alerts_pending": summary.alerts_pending,
+        "alerts_stranded": summary.alerts_stranded,
         "exit_status": exit_status(summary),
     }
 
@@ -246,6 +305,8 @@ def _show_summary(summary: MonitorSummary, json_: bool) -> None:
     for title, logs in (
         ("misbehaving logs", summary.misbehaving_logs),
         ("logs that could not be read", summary.unreachable_logs),
+        ("logs not read, held by another worker", summary.leased_logs),
+        ("logs stopped on this side (state or files; retried next run)", summary.incomplete_logs),
     ):
         if logs:
             console.print(f"  {title}: {', '.join(printable(n) for n in logs)}", markup=False)
@@ -253,6 +314,12 @@ def _show_summary(summary: MonitorSummary, json_: bool) -> None:
         console.print(
             f"  alerts not delivered yet: {summary.alerts_pending:,} (kept in the state; "
             "retried on the next run)",
+            markup=False,
+        )
+    if summary.alerts_stranded:
+        console.print(
+            f"  alerts queued for channels not given: {summary.alerts_stranded:,} (not "
+            "delivered by this monitor; see the warning on stderr)",
             markup=False,
         )
 
@@ -325,7 +392,8 @@ def monitor_command(
         typer.Option(
             "--once",
             help="Read every log up to its current tree head, deliver the alerts, print a "
-            "summary and exit.",
+            "summary and exit. A log another monitor holds is waited for up to the lease "
+            "time (two minutes), then reported as not read.",
         ),
     ] = False,
     alert: Annotated[
@@ -362,13 +430,23 @@ def monitor_command(
             help="DNS server for the CAA lookups of ca=caa entries; default: the system's.",
         ),
     ] = None,
+    identities: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="More CA identities for ca= entries (TOML, the shape of the bundled table; "
+            "docs/caa.md): give the SPKI pins of your CAs' issuing intermediates, since an "
+            "issuer is trusted by its key, never by its name.",
+        ),
+    ] = None,
     worker_id: Annotated[
         str | None,
         typer.Option(
             metavar="ID",
             help="This monitor's name among those sharing the state (unique among running "
-            "monitors). Default: the host name and a per-host slot number, the same after "
-            "a restart, so that a restarted monitor takes its logs back at once.",
+            "monitors). Default: the host name, a per-host slot number and a random token "
+            "kept with the slot, the same after a restart, so that a restarted monitor "
+            "takes its logs back at once.",
         ),
     ] = None,
     quiet: Annotated[
@@ -389,8 +467,9 @@ def monitor_command(
     cleanly. Progress is a live table on a terminal, quiet lines otherwise.
 
     Exit status: 0 ok; 1 an unexpected certificate was found in this run or a log
-    misbehaved; 2 bad input; 3 a log could not be read at all, or an alert is still
-    undelivered (with --once).
+    misbehaved; 2 bad input; 3 a log could not be read at all, stayed leased by another
+    monitor or stopped on this side (state, files), or an alert is still undelivered or
+    queued for a channel not given (with --once).
     """
     started = _start(start_at_end, from_start, from_date)
     _positive(poll, "--poll", 86400)
@@ -427,6 +506,7 @@ def monitor_command(
         parallel_logs=parallel_logs,
         output_dir=output_dir,
         caa_nameservers=(nameserver,) if nameserver else (),
+        ca_identities=load_identities(identities) if identities is not None else None,
     )
     observers: list[MonitorObserver] = []
     server: MetricsServer | None = None

@@ -67,21 +67,24 @@ class DeliveryError(NetworkError):
     """A channel could not deliver an alert now; it will be retried."""
 
 
-# Control characters (C0, DEL, C1) and lone surrogates: what a hostile certificate could put
-# in an issuer or a name to drive a terminal, split a header or a line, or crash an encoder.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def clean(text: object) -> str:
-    """``text`` on one line, each control character and lone surrogate replaced by its
-    ``\\x..`` / ``\\u....`` escape: safe for a terminal, an environment variable or an e-mail
-    header."""
-
-    def escape(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _UNSAFE.sub(escape, str(text))
+    """``text`` on one line, each character that is not printable replaced by its
+    ``\\x..`` / ``\\u....`` / ``\\U........`` escape: safe for a terminal, an environment
+    variable or an e-mail header. Not printable (``str.isprintable``) covers what a hostile
+    certificate could put in an issuer or a name to drive a terminal, split a line or a
+    header, reorder what is shown, or crash an encoder: control characters, line and
+    paragraph separators, bidi and other format characters, lone surrogates."""
+    value = str(text)
+    if value.isprintable():
+        return value  # the common case, at C speed
+    return "".join(c if c.isprintable() else _escape(c) for c in value)
 
 
 @dataclass(frozen=True)
@@ -267,10 +270,13 @@ class HookChannel:
             try:
                 await asyncio.wait_for(process.wait(), self.timeout)
             except asyncio.TimeoutError:
-                with contextlib.suppress(ProcessLookupError):  # the group is already gone
-                    os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
+                await _kill(process)
                 raise DeliveryError(f"hook {self.path} ran longer than {self.timeout:g}s") from None
+            except asyncio.CancelledError:
+                # The monitor is stopping: the hook (in its own session, out of reach of a
+                # Ctrl-C) must not outlive it, nor be left unreaped.
+                await _kill(process)
+                raise
             if process.returncode != 0:
                 errors.seek(0)
                 lines = errors.read(65536).decode("utf-8", "replace").strip().splitlines()
@@ -278,6 +284,22 @@ class HookChannel:
                 raise DeliveryError(
                     f"hook {self.path} exited with status {process.returncode}: {detail}"
                 )
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill a hook's process group and reap the hook, even if cancelled meanwhile (the
+    wait after SIGKILL is short)."""
+    with contextlib.suppress(ProcessLookupError):  # the group is already gone
+        os.killpg(process.pid, signal.SIGKILL)
+    reaped = asyncio.ensure_future(process.wait())
+    cancelled = False
+    while not reaped.done():
+        try:
+            await asyncio.shield(reaped)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 @dataclass

@@ -12,11 +12,12 @@ Delivery is **at least once**, with a stable alert ID (the store's, payload ``id
 channel finishing its send and ``mark_delivered`` committing (one small transaction: a few
 milliseconds). The record is started as soon as the channel returns, before anything else
 is awaited, and a cancelled monitor waits for it to commit. If the process dies inside the
-window, or while a channel is still sending, the alert stays claimed for ``claim`` and is
-then sent again (by this monitor after a restart, or another worker); so do the few alerts
-claimed with it (at most ten per channel) that it had not tried yet. A monitor that stops
-cleanly hands those back at once instead (recorded as a failed attempt: the store has no
-other way to drop a claim).
+window, or while a channel is still sending, the alert stays claimed and is then sent
+again: at once by this monitor restarted under the same worker ID (the monitor releases
+its own claims on start, :meth:`~pinwarden.ct.store.Store.release_claims`), or by another
+worker once the claim expires after ``claim``; so are the few alerts claimed with it (at
+most ten per channel) that it had not tried yet. A monitor that stops cleanly hands those
+back at once instead.
 """
 
 from __future__ import annotations
@@ -55,21 +56,23 @@ async def in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _
 class Dispatcher:
     """Delivers the outbox of ``store`` to ``channels`` (see the module docstring).
 
-    ``on_delivery(channel, ok)`` is called after each attempt; ``poll`` is how often an
-    idle channel looks for alerts queued by other workers or due for a retry (:meth:`wake`
-    makes it look at once)."""
+    Alerts are claimed in the name of ``worker_id``. ``on_delivery(channel, ok)`` is
+    called after each attempt; ``poll`` is how often an idle channel looks for alerts
+    queued by other workers or due for a retry (:meth:`wake` makes it look at once)."""
 
     def __init__(
         self,
         store: Store,
         channels: Sequence[Channel],
         *,
+        worker_id: str,
         clock: Callable[[], datetime],
         on_delivery: Callable[[str, bool], None],
         claim: timedelta,
         poll: float = 2.0,
     ) -> None:
         self.store = store
+        self.worker_id = worker_id
         self.channels = tuple(channels)
         self.clock = clock
         self.on_delivery = on_delivery
@@ -122,9 +125,9 @@ class Dispatcher:
             due: tuple[DueAlert, ...] = ()
             try:
                 due = await self._due(channel)
-                for number, alert in enumerate(due):
+                for alert in due:
                     if self._closing:
-                        await self._hand_back(channel, due[number:])
+                        await self._hand_back(channel)
                         return
                     await self._deliver(channel, alert)
             except StoreError:
@@ -133,22 +136,19 @@ class Dispatcher:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(event.wait(), self.poll)
 
-    async def _hand_back(self, channel: Channel, alerts: Sequence[DueAlert]) -> None:
-        """Make claimed alerts due again now (counted as an attempt: the store has no
-        other way to drop a claim)."""
-        now = self.clock()
-        for alert in alerts:
-            await in_thread(
-                self.store.mark_failed,
-                alert.id,
-                channel.name,
-                now,
-                error="not attempted: the monitor stopped",
-            )
+    async def _hand_back(self, channel: Channel) -> None:
+        """Make the alerts this channel claimed and did not try due again now (every
+        earlier one of its batch is settled: this channel sends one at a time)."""
+        await in_thread(self.store.release_claims, self.worker_id, channel=channel.name)
 
     async def _due(self, channel: Channel) -> tuple[DueAlert, ...]:
         return await in_thread(
-            self.store.due_alerts, channel.name, self.clock(), limit=_BATCH, claim=self.claim
+            self.store.due_alerts,
+            channel.name,
+            self.clock(),
+            limit=_BATCH,
+            claim=self.claim,
+            worker_id=self.worker_id,
         )
 
     async def _deliver(self, channel: Channel, alert: DueAlert) -> None:

@@ -7,16 +7,24 @@ them.
 
 For a precertificate entry the certificate stored is the precertificate submitted beside
 the leaf, which the log's Merkle tree does not cover: it is kept only when its TBS (less the
-poison) is the logged TBS, otherwise the finding has no PEM. A final certificate found later
-replaces a precertificate's files; a precertificate never replaces existing files.
+poison) is the logged TBS, otherwise the finding has no PEM.
+
+The files describe the certificate as its alert did: they are written for the first
+sighting and left alone by later ones (another log, the final certificate of a
+precertificate, a replay), which would otherwise put their own verdict and log in the
+file the alert points to. Each write goes to a temporary file of its own in the same
+directory and is renamed into place, so that a reader never sees half a file and two
+writers (two sessions finding one certificate at once) never share a temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import ssl
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -116,19 +124,32 @@ def build_finding(
     return finding, payload
 
 
-def write_files(entry: LogEntry, finding: Finding, payload: dict[str, Any]) -> None:
-    """Write the PEM and JSON files named in ``payload`` (module docstring)."""
+def write_files(finding: Finding, payload: dict[str, Any], *, replace: bool = False) -> bool:
+    """Write the PEM and JSON files named in ``payload`` (module docstring), unless the
+    JSON file exists already (with ``replace``: in any case). Returns whether it wrote.
+    Raises :class:`OSError` when a file cannot be written."""
     json_file = Path(payload["json_file"])
-    if entry.is_precert and json_file.exists():
-        return
+    if not replace and json_file.exists():
+        return False
     json_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if payload["cert_file"] is not None:
         _atomic_write(Path(payload["cert_file"]), finding.pem)
+    # The JSON last: its presence says the files are complete.
     _atomic_write(json_file, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return True
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    # Readers (a hook, a human) never see half a file, even after a crash.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    # Readers (a hook, a human) never see half a file, even after a crash; mkstemp gives
+    # each writer its own temporary file.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

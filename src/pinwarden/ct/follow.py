@@ -10,9 +10,17 @@ when the finding is new, so a replay neither repeats nor loses an alert.
 
 Where a new log starts (``start``): ``"end"`` at the size of its verified tree head
 (nothing before is read); ``"start"`` at entry 0; a datetime ``D`` at the position found
-by bisecting the entries' timestamps for ``D - MMD`` (:func:`position_at`). The bisection
-reads single entries unverified; only the position comes from them, and every entry
-processed from there is verified as usual.
+by bisecting the entries' timestamps for ``D - MMD`` (:func:`position_at`). Each entry the
+bisection reads is proved part of the verified tree head first (the reader's verified
+batches), so a log cannot steer the start with made-up timestamps; it can still give its
+real entries timestamps that are out of order, which only MMD bounds.
+
+The certificate files of a finding (:func:`~pinwarden.ct.findings.write_files`) are written
+before the batch is committed, so that an alert never names a file that is not there. A
+file that cannot be written (a full disk, an output directory that is a file) fails the
+session as a ``files`` error: reported, the position not moved, retried later like a log
+that could not be read. Files are written once per certificate: a later sighting (another
+log, a replay) leaves them as the alert described them.
 
 What a session does with failures: a :class:`~pinwarden.errors.LogMisbehaviourError`
 (bad signature, wrong root, fork, bad proof, malformed entry) queues one
@@ -30,20 +38,20 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from pinwarden.ct.client import RFC6962Client
+from pinwarden.ct._http import HTTPStatusError
 from pinwarden.ct.dispatch import in_thread
 from pinwarden.ct.entries import LogEntry
 from pinwarden.ct.findings import build_finding, iso, write_files
 from pinwarden.ct.logs import Log, LogState
 from pinwarden.ct.merkle import CompactRange
 from pinwarden.ct.reader import LogReader, VerifiedBatch
-from pinwarden.ct.static import tile_width
-from pinwarden.ct.store import Finding, OutboxEvent, Store, StoredTreeHead
+from pinwarden.ct.static import StaticClient
+from pinwarden.ct.store import Finding, LeaseLostError, OutboxEvent, Store, StoredTreeHead
 from pinwarden.ct.tiles import TILE_WIDTH
 from pinwarden.ct.treehead import SignedTreeHead, log_name
 from pinwarden.ct.verdicts import UNEXPECTED, Judge, names_in_unreadable
@@ -67,6 +75,14 @@ SESSION_SECONDS = 60.0
 _MAX_FAILURE_DELAY = 900.0
 # Once mode: sessions tried on a log that cannot be read (each with the client's retries).
 _ONCE_TRIES = 3
+# An unreadable entry bigger than this is searched for names (and matched) in a worker
+# thread: a log entry may be 16 MiB, and the event loop serves every log.
+_INLINE_SCAN_BYTES = 1 << 16
+_ISSUER_CACHE = 64
+
+
+class FilesError(Exception):
+    """A finding's certificate files could not be written (the batch is not committed)."""
 
 
 class Observer(Protocol):
@@ -80,12 +96,15 @@ class Observer(Protocol):
 
 @dataclass
 class Tally:
-    """What this run did, for :class:`~pinwarden.ct.monitor.MonitorSummary`."""
+    """What this run did, for :class:`~pinwarden.ct.monitor.MonitorSummary`.
+    ``incomplete``: the logs (by name) whose last session failed on this side, with a
+    ``files`` or ``state`` error: their entries were read but not processed."""
 
     entries: int = 0
     findings_new: int = 0
     unexpected_new: int = 0
     misbehaving: set[str] = field(default_factory=set)
+    incomplete: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -123,6 +142,7 @@ class LogTrack:
     stalled: bool = False
     last_size: int | None = None
     last_growth: datetime | None = None
+    issuers: dict[bytes, bytes] = field(default_factory=dict)
     _head_blob: tuple[SignedTreeHead, bytes] | None = None
 
     @property
@@ -159,12 +179,17 @@ async def follow_once(ctx: Context, track: LogTrack, *, deadline: float | None) 
         ctx.observer.log_error(log, "network", str(exc))
     except InputError as exc:
         # Saved state that no longer reads (a damaged store), or an impossible position.
+        ctx.tally.incomplete.add(track.name)
         ctx.observer.log_error(log, "state", str(exc))
+    except FilesError as exc:
+        # Nothing committed: the batch is read again once the files can be written.
+        ctx.tally.incomplete.add(track.name)
+        ctx.observer.log_error(log, "files", str(exc))
+    except LeaseLostError:
+        # Another worker has the log now (this one was too slow to renew): leave it.
+        track.next_due = time.monotonic() + ctx.poll_interval
+        return
     except StoreError as exc:
-        if str(exc).startswith("lease lost"):
-            # Another worker has the log now (this one was too slow to renew): leave it.
-            track.next_due = time.monotonic() + ctx.poll_interval
-            return
         if ctx.once:
             raise  # the run cannot complete: let the caller report it
         # The daemon rides out a store that is down for a while (PostgreSQL restarting).
@@ -172,6 +197,7 @@ async def follow_once(ctx: Context, track: LogTrack, *, deadline: float | None) 
     finally:
         await _check_stall(ctx, track)
     if succeeded:
+        ctx.tally.incomplete.discard(track.name)
         track.failures = 0
         track.network_failing = False
         track.alerted.clear()
@@ -303,18 +329,23 @@ async def position_at(reader: LogReader, head: SignedTreeHead, when: datetime, m
     most MMD after its timestamp. Bisection ends at an index ``i`` whose predecessor it
     read with a timestamp before ``when - mmd``: that entry was integrated before ``when``,
     so every entry timestamped ``when`` or later (integrated after ``when``) comes after it.
-    That holds however unordered the timestamps are, if the log keeps its MMD."""
+    That holds however unordered the timestamps are, if the log keeps its MMD.
+
+    Every entry read is first proved to be in ``head``'s tree (:meth:`LogReader.entries`:
+    one entry of an RFC 6962 log, the whole data tile of a static one), so the timestamps
+    are the ones the log signed; a log serving others raises its misbehaviour."""
     target_ms = int((when - timedelta(seconds=mmd)).timestamp() * 1000)
-    tiles: dict[int, list[LogEntry]] = {}
+    static = isinstance(reader.client, StaticClient)
+    verified: dict[int, list[LogEntry]] = {}
 
     async def timestamp(index: int) -> int:
-        client = reader.client
-        if isinstance(client, RFC6962Client):
-            return (await client.get_entries(index, index + 1))[0].timestamp_ms
-        tile = index // TILE_WIDTH
-        if tile not in tiles:
-            tiles[tile] = await client.data_tile(tile, tile_width(0, tile, head.tree_size))
-        return tiles[tile][index % TILE_WIDTH].timestamp_ms
+        start = index - index % TILE_WIDTH if static else index
+        if start not in verified:
+            end = min(start + TILE_WIDTH, head.tree_size) if static else index + 1
+            batches = cast("AsyncGenerator[VerifiedBatch, None]", reader.entries(start, end, head))
+            async with contextlib.aclosing(batches):
+                verified[start] = [entry async for batch in batches for entry in batch.entries]
+        return verified[start][index - start].timestamp_ms
 
     low, high = 0, head.tree_size
     while low < high:
@@ -337,17 +368,23 @@ async def _commit(ctx: Context, track: LogTrack, batch: VerifiedBatch, target: i
     for entry in batch.entries:
         names = entry.dns_names
         if names:
-            found = watch.matches(names)
+            # Both spellings: IDNA 2003 maps some Unicode names (faß) where 2008 does not.
+            found = watch.matches(names, entry.unicode_names)
         elif entry.error is not None:
-            found = watch.matches(names_in_unreadable(entry))
+            if len(entry.tbs_der) > _INLINE_SCAN_BYTES:
+                found = await in_thread(_match_unreadable, watch, entry)
+            else:
+                found = _match_unreadable(watch, entry)
         else:
             continue
         if found:
             hits.append((entry, found))
+    if hits:
+        await _complete_chains(track, hits)
     now = ctx.clock()
     findings: list[Finding] = []
     events: list[OutboxEvent] = []
-    files: list[tuple[LogEntry, Finding, dict[str, Any]]] = []
+    files: list[tuple[Finding, dict[str, Any]]] = []
     # Concurrently: ca=caa expectations wait on DNS (the judge bounds the lookups).
     judgements = await asyncio.gather(*(ctx.judge.judge(e, f, now) for e, f in hits))
     for (entry, found), judgement in zip(hits, judgements, strict=True):
@@ -360,13 +397,13 @@ async def _commit(ctx: Context, track: LogTrack, batch: VerifiedBatch, target: i
             log_id=log.log_id_b64,
         )
         findings.append(finding)
-        files.append((entry, finding, payload))
+        files.append((finding, payload))
         if ctx.channels:
             events.append(
                 OutboxEvent(EVENT_DISCOVERED, payload, ctx.channels, finding.tbs_hash, log.log_id)
             )
     state = batch.state
-    new = await in_thread(
+    new, unwritten = await in_thread(
         _write_and_commit,
         ctx.store,
         files,
@@ -379,6 +416,8 @@ async def _commit(ctx: Context, track: LogTrack, batch: VerifiedBatch, target: i
         ctx.worker_id,
         now,
     )
+    if unwritten:
+        ctx.observer.log_error(log, "files", unwritten)
     tally = ctx.tally
     tally.entries += len(batch.entries)
     new_hashes = {f.tbs_hash for f in new}
@@ -391,9 +430,41 @@ async def _commit(ctx: Context, track: LogTrack, batch: VerifiedBatch, target: i
         ctx.wake()
 
 
+def _match_unreadable(watch: WatchList, entry: LogEntry) -> tuple[WatchMatch, ...]:
+    return watch.matches(names_in_unreadable(entry))
+
+
+async def _complete_chains(
+    track: LogTrack, hits: list[tuple[LogEntry, tuple[WatchMatch, ...]]]
+) -> None:
+    """Give the x509 entries of a static log that a CA expectation will judge their
+    issuing certificate (a data tile holds only its fingerprint): the judge recognises
+    an issuer by its key, checked against that certificate. A log that does not have it
+    (a 404) leaves the entry without one: its issuer is then unproven, never assumed."""
+    client = track.reader.client if track.reader is not None else None
+    if not isinstance(client, StaticClient):
+        return
+    for position, (entry, found) in enumerate(hits):
+        if entry.is_precert or entry.chain_der or not entry.chain_fingerprints:
+            continue
+        if entry.error is not None or not any(m.item.cas or m.item.ca_from_caa for m in found):
+            continue
+        fingerprint = entry.chain_fingerprints[0]
+        der = track.issuers.get(fingerprint)
+        if der is None:
+            try:
+                der = await client.issuer(fingerprint)  # checked against the fingerprint
+            except HTTPStatusError:
+                continue
+            if len(track.issuers) >= _ISSUER_CACHE:
+                track.issuers.clear()
+            track.issuers[fingerprint] = der
+        hits[position] = (replace(entry, chain_der=(der,)), found)
+
+
 def _write_and_commit(
     store: Store,
-    files: Sequence[tuple[LogEntry, Finding, dict[str, Any]]],
+    files: Sequence[tuple[Finding, dict[str, Any]]],
     log_id: bytes,
     position: int,
     head: StoredTreeHead,
@@ -402,13 +473,32 @@ def _write_and_commit(
     events: Sequence[OutboxEvent],
     worker_id: str,
     now: datetime,
-) -> tuple[Finding, ...]:
-    # Files first: an alert committed with the batch may name them.
-    for entry, finding, payload in files:
-        write_files(entry, finding, payload)
-    return store.commit_batch(
+) -> tuple[tuple[Finding, ...], str]:
+    """Commit the batch; the findings new in it, and why some of their files could not be
+    rewritten after the commit ("" when all were)."""
+    # Files first: an alert committed with the batch may name them. Only where absent: a
+    # certificate seen before keeps the files its alert described.
+    kept: set[bytes] = set()
+    try:
+        for finding, payload in files:
+            if not write_files(finding, payload):
+                kept.add(finding.tbs_hash)
+    except OSError as exc:
+        raise FilesError(f"cannot write the certificate files: {exc}") from exc
+    new = store.commit_batch(
         log_id, position, head, compact, findings, events, worker_id=worker_id, now=now
     )
+    # A finding new in this commit whose files were already there (written by a batch
+    # that crashed before its commit): make them say what the committed alert says.
+    pending = {finding.tbs_hash for finding in new} & kept
+    try:
+        for finding, payload in files:
+            if finding.tbs_hash in pending:
+                pending.discard(finding.tbs_hash)  # the first of several is the one stored
+                write_files(finding, payload, replace=True)
+    except OSError as exc:
+        return new, f"cannot rewrite the certificate files of a new finding: {exc}"
+    return new, ""
 
 
 # -- failures ---------------------------------------------------------------------------------
@@ -446,7 +536,13 @@ async def _queue_misbehaviour(ctx: Context, track: LogTrack, exc: LogMisbehaviou
             progress.head.tree_size if progress is not None and progress.head else None
         ),
     }
-    event = OutboxEvent(EVENT_MISBEHAVIOUR, payload, ctx.channels, log_id=log.log_id)
+    # One alert per episode across restarts too: a restarted monitor that meets the same
+    # failure at the same stored state does not queue it again.
+    key = (
+        f"{EVENT_MISBEHAVIOUR}:{log.log_id_b64}:{exc.kind}:"
+        f"{payload['position']}:{payload['verified_tree_size']}"
+    )
+    event = OutboxEvent(EVENT_MISBEHAVIOUR, payload, ctx.channels, log_id=log.log_id, dedup_key=key)
     await in_thread(ctx.store.enqueue, [event], now=ctx.clock())
     ctx.wake()
 
@@ -484,7 +580,10 @@ async def _queue_stall(ctx: Context, track: LogTrack, message: str, now: datetim
         "since": iso(track.last_growth),
         "tree_size": track.last_size,
     }
-    event = OutboxEvent(EVENT_STALLED, payload, ctx.channels, log_id=track.log.log_id)
+    key = f"{EVENT_STALLED}:{track.log.log_id_b64}:{payload['since']}"
+    event = OutboxEvent(
+        EVENT_STALLED, payload, ctx.channels, log_id=track.log.log_id, dedup_key=key
+    )
     await in_thread(ctx.store.enqueue, [event], now=now)
     ctx.wake()
 

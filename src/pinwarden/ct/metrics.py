@@ -19,20 +19,24 @@ metric                                             type     labels
 ``pinwarden_ct_matching_entries_total``            counter  ``log``, ``log_id``, ``verdict``
 ``pinwarden_ct_log_errors_total``                  counter  ``log``, ``log_id``, ``kind``
 ``pinwarden_ct_alert_deliveries_total``            counter  ``channel``, ``outcome``
+``pinwarden_ct_alerts_stranded``                   gauge    ``channel``
 =================================================  =======  =====================================
 
 ``position`` is the index of the next entry to process and ``backlog`` is tree size − position
 (what is left to read of the verified tree head). ``findings_total`` counts findings new to the
 store (each certificate once), ``matching_entries_total`` every matching log entry, including a
-certificate already found in another log. ``kind`` is a misbehaviour kind, ``network`` or
-``stalled``; ``outcome`` is ``delivered`` or ``failed`` (a failed delivery is retried).
+certificate already found in another log. ``kind`` is a misbehaviour kind, ``network``,
+``stalled``, ``state``, ``store`` or ``leased`` (once mode: another worker holds the log);
+``outcome`` is ``delivered`` or ``failed`` (a failed delivery is retried).
+``alerts_stranded`` counts, at start, the alerts queued for a channel this monitor does not
+have, which it will never deliver.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIServer
@@ -49,11 +53,12 @@ _LOG = ("log", "log_id")
 
 
 def channel_label(name: str) -> str:
-    """An alert channel's name fit for display and metrics. A webhook URL is often its own
-    secret (Slack's are), so only its scheme, host and port are kept; an SMTP channel keeps
-    its server, not its recipients."""
+    """An alert channel's name fit for display and metrics. A webhook channel's name is
+    already free of its URL (``webhook:host#digest``) and is kept; should a name carry a
+    URL, which is often its own secret (Slack's are), only its scheme, host and port are
+    kept. An SMTP channel keeps its server, not its recipients."""
     kind, _, rest = name.partition(":")
-    if kind in ("webhook", "slack"):
+    if kind in ("webhook", "slack") and "://" in rest:
         try:
             parts = urlsplit(rest)
             host = parts.hostname or "?"
@@ -122,7 +127,7 @@ class MonitorMetrics:
         )
         self.errors = Counter(
             "pinwarden_ct_log_errors",
-            "Errors reading a log, by kind (misbehaviour kinds, network, stalled).",
+            "Errors reading a log, by kind (misbehaviour kinds, network, stalled, ...).",
             (*_LOG, "kind"),
             registry=r,
         )
@@ -130,6 +135,12 @@ class MonitorMetrics:
             "pinwarden_ct_alert_deliveries",
             "Alert delivery attempts by channel and outcome (delivered, failed).",
             ("channel", "outcome"),
+            registry=r,
+        )
+        self.stranded = Gauge(
+            "pinwarden_ct_alerts_stranded",
+            "Undelivered alerts queued for a channel this monitor does not have (at start).",
+            ("channel",),
             registry=r,
         )
 
@@ -159,6 +170,14 @@ class MonitorMetrics:
 
     def alert_delivered(self, channel: str, ok: bool) -> None:
         self.deliveries.labels(channel_label(channel), "delivered" if ok else "failed").inc()
+
+    def alerts_stranded(self, channels: Mapping[str, int]) -> None:
+        totals: dict[str, int] = {}
+        for channel, count in channels.items():  # two SMTP channels may share one label
+            label = channel_label(channel)
+            totals[label] = totals.get(label, 0) + count
+        for label, count in totals.items():
+            self.stranded.labels(label).set(count)
 
     def _levels(self, log: Log, position: int, tree_size: int) -> None:
         labels = (log.description, log.log_id_b64)

@@ -19,9 +19,17 @@ session first leases its log from the store, so that monitors sharing a PostgreS
 split the logs; leases are renewed every ``lease_ttl / 3`` and released when the session
 ends. A session reads up to the log's current verified head (the daemon hands the log
 back after a minute of reading, so that other logs get their turn), then the log is polled
-again ``poll_interval`` later. On start the monitor releases the leases its own
-``worker_id`` still holds from an earlier life (so ``worker_id`` must be unique among
-running monitors).
+again ``poll_interval`` later. On start the monitor releases the leases and the alert
+claims its own ``worker_id`` still holds from an earlier life (so ``worker_id`` must be
+unique among running monitors; the default, ``host:pid:random``, is unique but not kept
+across restarts). A due log leased by another worker is asked for again a few seconds
+later; in once mode the monitor waits for it up to ``lease_ttl``, then gives up on it and
+names it in :attr:`MonitorSummary.leased_logs`.
+
+**Stranded alerts.** Alerts queued for a channel this monitor does not have (the
+``--alert`` options changed, a webhook URL was rotated) are never delivered by it: they
+are counted on start, reported to the observer (``alerts_stranded``) and in
+:attr:`MonitorSummary.alerts_stranded`.
 
 **Findings and alerts.** Each verified batch is matched against the watch list on the
 names read when the entries were parsed; each match is judged
@@ -35,8 +43,9 @@ delivers (at least once, with a stable alert ID). The CLI's exit codes follow
 session (every poll) with the position and the tree size it reads to; ``batch_done`` after
 each commit; ``finding`` for each finding of a committed batch (``new``: first seen, so
 alerted); ``log_error`` with a misbehaviour kind, ``network``, ``stalled``, ``state`` (the
-saved state of the log does not read) or ``store`` (the store failed; daemon mode goes on);
-``alert_delivered`` after each delivery attempt.
+saved state of the log does not read), ``store`` (the store failed; daemon mode goes on) or
+``leased`` (once mode: another worker holds the log); ``alert_delivered`` after each
+delivery attempt; ``alerts_stranded`` (optional) on start.
 
 **Stopping.** :meth:`Monitor.stop` (from a signal handler) makes :meth:`Monitor.run`
 return its summary after the batches in progress are committed and the leases released;
@@ -52,6 +61,7 @@ import math
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -99,7 +109,9 @@ def now_utc() -> datetime:
 
 
 def _default_worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    # Host name and PID alone collide across machines (cloned VMs, containers with a fixed
+    # host name and PID 1): a random part keeps two monitors from sharing one ID.
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -153,7 +165,10 @@ class MonitorConfig:
 
 
 class MonitorObserver(Protocol):
-    """Progress display and metrics: every method must be cheap and never raise."""
+    """Progress display and metrics: every method must be cheap and never raise. An
+    observer may also have ``alerts_stranded(channels: Mapping[str, int])``, called once
+    on start with the undelivered alerts queued for channels this monitor does not have
+    (by channel name), if there are any."""
 
     def log_started(self, log: Log, position: int, tree_size: int) -> None: ...
     def batch_done(self, log: Log, position: int, tree_size: int, entries: int) -> None: ...
@@ -166,7 +181,11 @@ class MonitorObserver(Protocol):
 class MonitorSummary:
     """What a run did: logs followed, entries processed, new findings (and how many of
     them ``unexpected``), the logs that misbehaved or could not be read (by name), and the
-    alerts whose last delivery attempt in this run failed."""
+    alerts whose last delivery attempt in this run failed. ``leased_logs``: logs left
+    unread because another worker held them (once mode); ``alerts_stranded``: undelivered
+    alerts queued for channels this run does not have; ``incomplete_logs``: logs whose last
+    session stopped on this side (saved state that does not read, finding files that
+    could not be written), their position kept for the next run."""
 
     logs: int
     entries: int
@@ -175,6 +194,9 @@ class MonitorSummary:
     misbehaving_logs: tuple[str, ...]
     unreachable_logs: tuple[str, ...]
     alerts_pending: int
+    leased_logs: tuple[str, ...] = ()
+    alerts_stranded: int = 0
+    incomplete_logs: tuple[str, ...] = ()
 
 
 class _Guarded:
@@ -203,6 +225,9 @@ class _Guarded:
 
     def alert_delivered(self, channel: str, ok: bool) -> None:
         self._call("alert_delivered", channel, ok)
+
+    def alerts_stranded(self, channels: Mapping[str, int]) -> None:
+        self._call("alerts_stranded", channels)
 
 
 def is_followed(log: Log) -> bool:
@@ -252,6 +277,11 @@ class Monitor:
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
         self._logs_followed: set[bytes] = set()
+        # Once mode: since when each due log has been found leased by another worker, and
+        # the logs given up on.
+        self._lease_waits: dict[bytes, float] = {}
+        self._leased: set[bytes] = set()
+        self._stranded: dict[str, int] = {}
 
     # -- control ------------------------------------------------------------------------
 
@@ -278,6 +308,15 @@ class Monitor:
             misbehaving_logs=tuple(sorted(tally.misbehaving)) if tally else (),
             unreachable_logs=tuple(unreachable),
             alerts_pending=len(self._dispatcher.failed) if self._dispatcher else 0,
+            leased_logs=tuple(
+                sorted(
+                    t.name
+                    for log_id, t in self._tracks.items()
+                    if log_id in self._leased and log_id in self._logs_followed
+                )
+            ),
+            alerts_stranded=sum(self._stranded.values()),
+            incomplete_logs=tuple(sorted(tally.incomplete)) if tally else (),
         )
 
     # -- the run ------------------------------------------------------------------------
@@ -285,13 +324,23 @@ class Monitor:
     async def run(self) -> MonitorSummary:
         config = self.config
         self._tracks, self._sessions, self._logs_followed = {}, {}, set()
+        self._lease_waits, self._leased, self._stranded = {}, set(), {}
         self._stop = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
         store = await in_thread(open_store, config.store_url)
+        try:
+            # Before the dispatcher claims anything in this worker's name.
+            await self._release_own(store)
+            await self._count_stranded(store)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await in_thread(store.close)
+            raise
         dispatcher = Dispatcher(
             store,
             config.channels,
+            worker_id=self.worker_id,
             clock=config.clock,
             on_delivery=self._observer.alert_delivered,
             claim=config.alert_claim,
@@ -317,7 +366,6 @@ class Monitor:
         renewing = asyncio.ensure_future(self._renew())
         try:
             await self._apply(config.log_list)
-            await self._release_own(store)
             await self._schedule()
             if config.once and not self._stop.is_set():
                 dispatcher.close()
@@ -332,10 +380,20 @@ class Monitor:
         return LogReader(log, batch_size=self.config.batch_size, **self._client_kwargs)
 
     async def _release_own(self, store: Store) -> None:
-        """Leases this worker ID still holds from a process that died."""
+        """Leases and alert claims this worker ID still holds from a process that died."""
         for progress in await in_thread(store.logs):
             if progress.lease_owner == self.worker_id:
                 await in_thread(store.release_lease, self.worker_id, progress.log_id)
+        await in_thread(store.release_claims, self.worker_id)
+
+    async def _count_stranded(self, store: Store) -> None:
+        """Alerts waiting for channels this monitor does not have: no one here will ever
+        deliver them."""
+        configured = {channel.name for channel in self.config.channels}
+        waiting = await in_thread(store.undelivered)
+        self._stranded = {name: n for name, n in waiting.items() if name not in configured}
+        if self._stranded:
+            self._observer.alerts_stranded(dict(self._stranded))
 
     async def _apply(self, log_list: LogList) -> None:
         """Follow the logs of ``log_list``: register new ones, stop the ones gone."""
@@ -425,39 +483,72 @@ class Monitor:
         retrying = len(pending) > len(due)
         if not due or len(self._sessions) >= self.config.parallel_logs:
             return False, retrying
-        started: set[bytes] = set()
-        skipped: list[bytes] = []
-        try:
-            while len(self._sessions) < self.config.parallel_logs:
-                log_id = await in_thread(
-                    ctx.store.acquire_log, self.worker_id, self.config.lease_ttl
-                )
-                if log_id is None:
-                    break
-                track = self._tracks.get(log_id)
-                if (
-                    track is None
-                    or track.done
-                    or self._running(track)
-                    or track.next_due > time.monotonic()
-                ):
-                    skipped.append(log_id)
-                    continue
-                deadline = None if self.config.once else time.monotonic() + SESSION_SECONDS
-                task = asyncio.ensure_future(follow_once(ctx, track, deadline=deadline))
-                self._sessions[task] = track
-                started.add(log_id)
-        finally:
-            for log_id in skipped:
+        # Only the due logs are asked for: the store may hold many more (other workers'
+        # lists, logs gone from this one).
+        wanted = {track.log.log_id: track for track in due}
+        started = False
+        taken_elsewhere = False
+        while wanted and len(self._sessions) < self.config.parallel_logs:
+            log_id = await in_thread(
+                ctx.store.acquire_log, self.worker_id, self.config.lease_ttl, among=tuple(wanted)
+            )
+            if log_id is None:
+                taken_elsewhere = True  # every due log left is another worker's now
+                break
+            track = wanted.pop(log_id, None)
+            if track is None:  # not one asked for: cannot happen, but never keep it
                 await in_thread(ctx.store.release_lease, self.worker_id, log_id)
-        if not self.config.once and len(self._sessions) < self.config.parallel_logs:
-            # Due logs this worker could not lease are held by another: ask again later,
-            # not in a tight loop. (In once mode they are simply left to that worker.)
-            later = time.monotonic() + min(self.config.poll_interval, _MAX_WAIT)
-            for track in due:
-                if track.log.log_id not in started:
-                    track.next_due = max(track.next_due, later)
-        return bool(started), retrying
+                continue
+            self._lease_waits.pop(log_id, None)
+            deadline = None if self.config.once else time.monotonic() + SESSION_SECONDS
+            task = asyncio.ensure_future(follow_once(ctx, track, deadline=deadline))
+            self._sessions[task] = track
+            started = True
+        waiting = False
+        if taken_elsewhere and wanted:
+            waiting = await self._leased_elsewhere(list(wanted.values()))
+        return started, retrying or waiting
+
+    async def _leased_elsewhere(self, tracks: list[LogTrack]) -> bool:
+        """Due logs another worker holds: ask again a little later, not in a tight loop.
+        In once mode, wait for a log up to ``lease_ttl`` (a dead worker's lease runs out),
+        then leave it unread and say so. Returns whether a log is still waited for."""
+        config = self.config
+        now = time.monotonic()
+        later = now + min(config.poll_interval, 1.0 if config.once else _MAX_WAIT)
+        waiting = False
+        for track in tracks:
+            log_id = track.log.log_id
+            if config.once:
+                since = self._lease_waits.setdefault(log_id, now)
+                if since == now:
+                    owner = await self._lease_owner(log_id)
+                    self._observer.log_error(
+                        track.log,
+                        "leased",
+                        f"leased by another worker{owner}: waiting up to "
+                        f"{config.lease_ttl:g}s for it",
+                    )
+                if now - since >= config.lease_ttl:
+                    track.done = True
+                    self._leased.add(log_id)
+                    self._observer.log_error(
+                        track.log,
+                        "leased",
+                        f"not read: still leased by another worker after {config.lease_ttl:g}s",
+                    )
+                    continue
+                waiting = True
+            track.next_due = max(track.next_due, later)
+        return waiting
+
+    async def _lease_owner(self, log_id: bytes) -> str:
+        assert self._ctx is not None
+        with contextlib.suppress(PinwardenError):
+            progress = await in_thread(self._ctx.store.progress, log_id)
+            if progress is not None and progress.lease_owner:
+                return f" ({progress.lease_owner!r})"
+        return ""
 
     async def _finish(self, task: asyncio.Task[None]) -> None:
         ctx = self._ctx

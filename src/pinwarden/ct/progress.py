@@ -4,7 +4,8 @@
 
 * on a terminal, a live table redrawn a few times a second: per log its position, tree size,
   share done, entries/s, backlog (tree size − position), time left at the current rate,
-  findings and state, the logs furthest behind first;
+  findings and state, for the logs furthest behind (as many as fit, at most ``max_rows``;
+  a line sums up the others);
 * elsewhere (a pipe, a file, a service's journal), quiet lines: when a log starts; while a
   log has been behind for a whole ``interval``, a line per ``interval``, and one when it has
   caught up; and errors (each kind at most once per log per ``interval``, with the number
@@ -17,11 +18,12 @@ printed as plain text with control characters escaped, never as rich markup.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -102,8 +104,9 @@ class MonitorProgress:
     """A monitor observer printing progress on ``console`` (default: a stderr console).
     ``live`` chooses the live table (default: when the console is a terminal); ``quiet``
     shows errors only; ``interval`` spaces the quiet lines, ``window`` is the span the rates
-    are measured over, in seconds of ``clock``. Call :meth:`start` and :meth:`stop` (or use
-    ``with``) around the run."""
+    are measured over, in seconds of ``clock``; ``max_rows`` caps the logs the table shows
+    (a list of thousands of logs would take a second to draw). Call :meth:`start` and
+    :meth:`stop` (or use ``with``) around the run."""
 
     def __init__(
         self,
@@ -115,6 +118,7 @@ class MonitorProgress:
         window: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         refresh_per_second: float = 2.0,
+        max_rows: int = 30,
     ) -> None:
         self.console = console or Console(stderr=True, highlight=False, emoji=False)
         self.quiet = quiet
@@ -123,6 +127,7 @@ class MonitorProgress:
         self.window = window
         self._clock = clock
         self._refresh = refresh_per_second
+        self.max_rows = max(1, max_rows)
         # The live display renders from its own thread; the observer methods run on the
         # monitor's event loop.
         self._lock = threading.Lock()
@@ -266,6 +271,16 @@ class MonitorProgress:
         if line is not None:
             self._line(line, style="yellow")
 
+    def alerts_stranded(self, channels: Mapping[str, int]) -> None:
+        for channel, count in sorted(channels.items()):
+            label = _printable(channel_label(channel), 120)
+            alerts = "alert waits" if count == 1 else "alerts wait"
+            self._line(
+                f"{count:,} {alerts} for channel {label}, which this monitor does not have: "
+                "they are delivered only by a monitor run with that --alert",
+                style="yellow",
+            )
+
     # -- helpers -----------------------------------------------------------------------
 
     def _state(self, log: Log, position: int, tree_size: int, now: float) -> _LogState:
@@ -298,11 +313,19 @@ class MonitorProgress:
             )
 
     def renderable(self) -> RenderableType:
-        """What the live display shows now: the table of logs and a line of totals."""
+        """What the live display shows now: the logs furthest behind, a line for the
+        others, and a line of totals."""
         now = self._clock()
+        # Header, the line for the others, the totals, and a line or two above the table.
+        fit = max(3, min(self.max_rows, self.console.height - 5))
         with self._lock:
-            states = sorted(self._logs.values(), key=lambda s: (-s.backlog, s.name))
-            rows = [self._row(state, now) for state in states]
+            states = list(self._logs.values())
+            shown = heapq.nsmallest(fit, states, key=lambda s: (-s.backlog, s.name))
+            rows = [self._row(state, now) for state in shown]
+            shown_ids = {id(state) for state in shown}
+            others = [state for state in states if id(state) not in shown_ids]
+            others_backlog = sum(s.backlog for s in others)
+            others_failing = sum(1 for s in others if self._in_error(s))
             processed = sum(s.processed for s in states)
             rate = sum(s.rate(now) for s in states)
             findings = sum(s.findings for s in states)
@@ -314,14 +337,31 @@ class MonitorProgress:
             table.add_column(title, justify=justify, no_wrap=True)
         for row in rows:
             table.add_row(*row)
+        parts: list[RenderableType] = [table]
+        if others:
+            failing = f"; {others_failing:,} in error" if others_failing else ""
+            parts.append(
+                Text(
+                    f"… and {len(others):,} more logs (backlog {others_backlog:,}{failing})",
+                    style="dim",
+                )
+            )
         alerts = f"alerts {delivered:,} delivered" + (f", {failed:,} failed" if failed else "")
-        summary = Text(
-            f"{len(rows)} logs · {processed:,} entries ({rate:,.0f}/s) · {findings:,} new "
-            f"findings ({unexpected:,} unexpected) · {alerts} · running "
-            f"{format_duration(now - self._started)}",
-            style="dim",
+        parts.append(
+            Text(
+                f"{len(states):,} logs · {processed:,} entries ({rate:,.0f}/s) · {findings:,} "
+                f"new findings ({unexpected:,} unexpected) · {alerts} · running "
+                f"{format_duration(now - self._started)}",
+                style="dim",
+            )
         )
-        return Group(table, summary)
+        return Group(*parts)
+
+    @staticmethod
+    def _in_error(state: _LogState) -> bool:
+        """Whether the log's last news is an error (it has not read since)."""
+        error = state.last_error
+        return error is not None and (state.last_batch is None or error[0] >= state.last_batch)
 
     def _row(self, state: _LogState, now: float) -> tuple[RenderableType, ...]:
         rate = state.rate(now)
@@ -329,7 +369,7 @@ class MonitorProgress:
         left = format_duration(state.backlog / rate) if rate > 0 and state.backlog else ""
         found = f"{state.findings:,}" + (f" ({state.unexpected:,}!)" if state.unexpected else "")
         error = state.last_error
-        if error is not None and (state.last_batch is None or error[0] >= state.last_batch):
+        if error is not None and self._in_error(state):
             status = Text(f"{error[1]}: {_printable(error[2], 60)}", style="red")
         elif state.backlog == 0:
             status = Text("caught up", style="green")

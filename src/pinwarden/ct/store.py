@@ -15,11 +15,21 @@ once. Delivery is then at least once per channel: :meth:`Store.due_alerts` claim
 due, :meth:`Store.mark_delivered` / :meth:`Store.mark_failed` settle it; a crash between a
 send and its ``mark_delivered`` resends that one alert after the claim expires.
 
+An event may carry a **de-duplication key** (``OutboxEvent.dedup_key``): an event whose key
+was queued before, in any run, is not queued again (a log's misbehaviour episode seen anew
+after a restart is not alerted twice).
+
+Delivery claims record the claiming worker: :meth:`Store.release_claims` lets a worker
+restarted under the same ID take its own unsettled claims back at once instead of waiting
+for them to expire. Claims, like leases, run on the store's clock (the database server's
+for PostgreSQL), never the caller's, so workers with skewed clocks agree on them.
+
 Several workers share the logs through **leases** (:meth:`Store.acquire_log`): a log is
 worked on by the one worker whose lease is live, and ``commit_batch`` with a ``worker_id``
-fails with :class:`~pinwarden.errors.StoreError` ("lease lost") once that worker no longer
-holds it, so two workers never both advance a log. A commit without ``worker_id`` (a single
-monitor that does not lease) is refused while another worker holds a live lease.
+fails with :class:`LeaseLostError` (a :class:`~pinwarden.errors.StoreError`) once that
+worker no longer holds it, so two workers never both advance a log. A commit without
+``worker_id`` (a single monitor that does not lease) is refused while another worker holds
+a live lease.
 
 The store also refuses what would break the monitor's invariants, whatever the caller:
 moving a log's position back, a position past the verified tree size (state never advances
@@ -44,7 +54,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -60,6 +70,7 @@ __all__ = [
     "Finding",
     "FindingLog",
     "FindingRecord",
+    "LeaseLostError",
     "LogProgress",
     "OutboxEvent",
     "Store",
@@ -71,9 +82,10 @@ __all__ = [
     "sqlite_path_of",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables this pinwarden reads and writes (``pinwarden_schema``, component
-``ct-monitor``). A store of another version is refused, never migrated silently."""
+``ct-monitor``). A store of version 1 is upgraded on open (version 2 only adds columns: the
+claiming worker and a de-duplication key); a store of a newer version is refused."""
 
 SCHEMA_COMPONENT = "ct-monitor"
 # Sizes and indices are stored as signed 64-bit integers (SQLite INTEGER, PostgreSQL bigint);
@@ -100,6 +112,11 @@ def _seconds(ttl: timedelta | float, what: str = "ttl") -> float:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class LeaseLostError(StoreError):
+    """The worker no longer holds the log's lease: it expired, or another worker has the
+    log now. The message starts with "lease lost"."""
 
 
 def _b64(raw: bytes) -> str:
@@ -198,8 +215,8 @@ class OutboxEvent:
 
     With ``tbs_hash`` set the event belongs to that finding and is queued only if the
     finding is new in the same :meth:`Store.commit_batch` (and at most once per kind and
-    finding in it); without it (log misbehaviour, a stalled log) it is always queued.
-    ``payload`` must be JSON-ready.
+    finding in it); without it (log misbehaviour, a stalled log) it is queued unless its
+    ``dedup_key`` was queued before. ``payload`` must be JSON-ready.
     """
 
     kind: str
@@ -207,10 +224,13 @@ class OutboxEvent:
     channels: tuple[str, ...]
     tbs_hash: bytes | None = None
     log_id: bytes | None = None
+    dedup_key: str | None = None
 
     def __post_init__(self) -> None:
         if not self.kind:
             raise ValueError("an event needs a kind")
+        if self.dedup_key == "":
+            raise ValueError(f"event {self.kind!r}: a dedup_key must not be empty")
         if not self.channels or any(not c for c in self.channels):
             raise ValueError(f"event {self.kind!r} needs at least one named channel")
         if len(set(self.channels)) != len(self.channels):
@@ -279,15 +299,22 @@ class Store(abc.ABC):
         """Every registered log, by log ID."""
 
     @abc.abstractmethod
-    def acquire_log(self, worker_id: str, ttl: timedelta | float) -> bytes | None:
+    def acquire_log(
+        self,
+        worker_id: str,
+        ttl: timedelta | float,
+        *,
+        among: Collection[bytes] | None = None,
+    ) -> bytes | None:
         """Lease a log no one holds (or whose lease expired) to ``worker_id`` for ``ttl``
-        (seconds or a timedelta); None when every log is taken. Never-leased logs come
-        first, then the longest-released, so workers rotate over all logs."""
+        (seconds or a timedelta), one of ``among`` when given; None when every such log is
+        taken. Never-leased logs come first, then the longest-released, so workers rotate
+        over all logs."""
 
     @abc.abstractmethod
     def renew_lease(self, worker_id: str, log_id: bytes, ttl: timedelta | float) -> None:
-        """Extend a live lease; :class:`StoreError` ("lease lost") when ``worker_id`` no
-        longer holds it."""
+        """Extend a live lease; :class:`LeaseLostError` when ``worker_id`` no longer holds
+        it."""
 
     @abc.abstractmethod
     def release_lease(self, worker_id: str, log_id: bytes) -> None:
@@ -318,7 +345,8 @@ class Store(abc.ABC):
         self, events: Sequence[OutboxEvent], *, now: datetime | None = None
     ) -> tuple[int, ...]:
         """Queue events outside a batch (e.g. a log misbehaved: its position must not
-        move); events tied to a finding are refused here. Returns the alert IDs."""
+        move); events tied to a finding are refused here. Returns the IDs of the alerts
+        queued: an event whose ``dedup_key`` was queued before is left out."""
 
     # findings
 
@@ -339,10 +367,23 @@ class Store(abc.ABC):
         *,
         limit: int = 100,
         claim: timedelta = DEFAULT_CLAIM,
+        worker_id: str | None = None,
     ) -> tuple[DueAlert, ...]:
-        """Undelivered alerts of ``channel`` whose next attempt is due at ``now``, oldest
-        first, at most ``limit``. They are claimed until ``now + claim`` (another worker
-        sees them again only if this one neither delivers nor fails them by then)."""
+        """Undelivered, unclaimed alerts of ``channel`` whose next attempt is due at
+        ``now``, oldest first, at most ``limit``. They are claimed for ``worker_id`` for
+        ``claim`` on the store's clock: no one sees them again until this worker delivers
+        or fails them, releases its claims (:meth:`release_claims`), or the claim expires."""
+
+    @abc.abstractmethod
+    def release_claims(self, worker_id: str, *, channel: str | None = None) -> int:
+        """Drop the claims ``worker_id`` holds on undelivered alerts (of ``channel``, or
+        of every channel): they are due again at once. Returns how many. For a worker
+        restarted under the same ID, and for one stopping with claimed alerts it did not
+        try."""
+
+    @abc.abstractmethod
+    def undelivered(self) -> dict[str, int]:
+        """How many alerts wait for delivery, by channel name (only channels with some)."""
 
     @abc.abstractmethod
     def mark_delivered(self, alert_id: int, channel: str, *, now: datetime | None = None) -> None:
@@ -353,7 +394,7 @@ class Store(abc.ABC):
     def mark_failed(
         self, alert_id: int, channel: str, next_attempt: datetime, *, error: str | None = None
     ) -> None:
-        """Record a failed attempt and when to try again."""
+        """Record a failed attempt and when to try again (the claim ends)."""
 
 
 # -- checks shared by the back-ends -----------------------------------------------------------
@@ -382,12 +423,12 @@ def _check_batch(
         raise StoreError(f"log {name} is not registered in the store (register_logs first)")
     if worker_id is not None:
         if current.lease_owner != worker_id or not current.lease_live:
-            raise StoreError(
+            raise LeaseLostError(
                 f"lease lost: worker {worker_id!r} no longer holds log {name}"
                 + (f" (held by {current.lease_owner!r})" if current.lease_live else "")
             )
     elif current.lease_live:
-        raise StoreError(
+        raise LeaseLostError(
             f"lease lost: log {name} is leased to {current.lease_owner!r}; "
             "commit with that worker_id"
         )
@@ -442,6 +483,10 @@ def _events_to_queue(
 def _check_worker(worker_id: str) -> None:
     if not worker_id:
         raise ValueError("worker_id must be a non-empty string")
+
+
+def _lease_lost(worker_id: str, log_id: bytes) -> LeaseLostError:
+    return LeaseLostError(f"lease lost: worker {worker_id!r} no longer holds log {_b64(log_id)}")
 
 
 def _check_enqueue(events: Sequence[OutboxEvent]) -> None:

@@ -3,9 +3,10 @@ several machines, share the logs.
 
 A worker leases a log with ``SELECT … FOR UPDATE SKIP LOCKED`` over the logs whose lease is
 free or expired, so two workers asking at once get two different logs instead of waiting on
-each other. Lease times are the **server's** clock (``clock_timestamp()``), so machines with
-skewed clocks still agree on who holds a log. ``commit_batch`` locks the log's row
-(``FOR UPDATE``) and checks the lease inside the same transaction that advances it.
+each other. Lease and alert-claim times are the **server's** clock (``clock_timestamp()``),
+so machines with skewed clocks still agree on who holds a log or an alert. ``commit_batch``
+locks the log's row (``FOR UPDATE``) and checks the lease inside the same transaction that
+advances it.
 
 The tables are those of the SQLite back-end with native types (bytea, bigint, timestamptz,
 jsonb). They are created on first use under an advisory lock, so workers starting together
@@ -15,7 +16,7 @@ do not race.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from pinwarden.ct.store import (
     _check_worker,
     _Current,
     _events_to_queue,
+    _lease_lost,
     _new_findings,
     _now,
     _seconds,
@@ -120,6 +122,15 @@ _SCHEMA = (
     )""",
     """CREATE INDEX ct_alert_deliveries_due
         ON ct_alert_deliveries (channel, next_attempt) WHERE delivered_at IS NULL""",
+)
+
+# Version 1 to 2 (as in the SQLite back-end): the claiming worker and the claim's end, and
+# a de-duplication key for events. A new store is made as version 1 and upgraded.
+_UPGRADE_TO_2 = (
+    "ALTER TABLE ct_alert_deliveries ADD COLUMN claimed_by text",
+    "ALTER TABLE ct_alert_deliveries ADD COLUMN claimed_until timestamptz",
+    "ALTER TABLE ct_alerts ADD COLUMN dedup_key text",
+    "CREATE UNIQUE INDEX ct_alerts_dedup_key ON ct_alerts (dedup_key)",
 )
 
 _LOG_BY_ID = (
@@ -218,11 +229,18 @@ class PostgresStore(Store):
                 "SELECT version FROM pinwarden_schema WHERE component = %s", (SCHEMA_COMPONENT,)
             ).fetchone()
             if row is None:
-                for statement in _SCHEMA[1:]:
+                for statement in (*_SCHEMA[1:], *_UPGRADE_TO_2):
                     conn.execute(statement)
                 conn.execute(
                     "INSERT INTO pinwarden_schema (component, version) VALUES (%s, %s)",
                     (SCHEMA_COMPONENT, SCHEMA_VERSION),
+                )
+            elif row[0] == 1:
+                for statement in _UPGRADE_TO_2:
+                    conn.execute(statement)
+                conn.execute(
+                    "UPDATE pinwarden_schema SET version = %s WHERE component = %s",
+                    (SCHEMA_VERSION, SCHEMA_COMPONENT),
                 )
             elif row[0] != SCHEMA_VERSION:
                 raise StoreError(
@@ -274,19 +292,30 @@ class PostgresStore(Store):
             rows = conn.execute(_ALL_LOGS).fetchall()
         return tuple(self._progress(row) for row in rows)
 
-    def acquire_log(self, worker_id: str, ttl: timedelta | float) -> bytes | None:
+    def acquire_log(
+        self,
+        worker_id: str,
+        ttl: timedelta | float,
+        *,
+        among: Collection[bytes] | None = None,
+    ) -> bytes | None:
         _check_worker(worker_id)
         lease = timedelta(seconds=_seconds(ttl))
+        if among is not None and not among:
+            return None
+        wanted = None if among is None else [bytes(log_id) for log_id in among]
         with self._tx() as conn:
             row = conn.execute(
-                """UPDATE ct_logs SET lease_owner = %s, lease_expires = clock_timestamp() + %s
+                """UPDATE ct_logs SET lease_owner = %(worker)s,
+                    lease_expires = clock_timestamp() + %(lease)s
                 WHERE log_id = (
                     SELECT log_id FROM ct_logs
-                    WHERE lease_owner IS NULL OR lease_expires <= clock_timestamp()
+                    WHERE (lease_owner IS NULL OR lease_expires <= clock_timestamp())
+                        AND (%(any)s OR log_id = ANY(%(among)s::bytea[]))
                     ORDER BY lease_expires ASC NULLS FIRST, log_id
                     LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING log_id""",
-                (worker_id, lease),
+                {"worker": worker_id, "lease": lease, "any": wanted is None, "among": wanted or []},
             ).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -301,7 +330,7 @@ class PostgresStore(Store):
                 (lease, log_id, worker_id),
             ).fetchone()
         if row is None:
-            raise StoreError(f"lease lost: worker {worker_id!r} no longer holds log {log_id.hex()}")
+            raise _lease_lost(worker_id, log_id)
 
     def release_lease(self, worker_id: str, log_id: bytes) -> None:
         _check_worker(worker_id)
@@ -399,13 +428,15 @@ class PostgresStore(Store):
     @staticmethod
     def _insert_event(
         conn: psycopg.Connection[Any], event: OutboxEvent, payload: Jsonb, stamp: datetime
-    ) -> int:
+    ) -> int | None:
+        """The new alert's ID, or None when its dedup_key was queued before."""
         row = conn.execute(
-            "INSERT INTO ct_alerts (kind, payload, tbs_hash, log_id, created) "
-            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (event.kind, payload, event.tbs_hash, event.log_id, stamp),
+            "INSERT INTO ct_alerts (kind, payload, tbs_hash, log_id, created, dedup_key) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+            (event.kind, payload, event.tbs_hash, event.log_id, stamp, event.dedup_key),
         ).fetchone()
-        assert row is not None  # INSERT … RETURNING always returns the row
+        if row is None:
+            return None
         alert_id: int = row[0]
         with conn.cursor() as cursor:
             cursor.executemany(
@@ -423,9 +454,8 @@ class PostgresStore(Store):
         for event in events:
             event.payload_json()
         with self._tx() as conn:
-            return tuple(
-                self._insert_event(conn, event, Jsonb(event.payload), stamp) for event in events
-            )
+            ids = [self._insert_event(conn, event, Jsonb(event.payload), stamp) for event in events]
+        return tuple(alert_id for alert_id in ids if alert_id is not None)
 
     # -- findings ------------------------------------------------------------------------
 
@@ -486,24 +516,33 @@ class PostgresStore(Store):
         *,
         limit: int = 100,
         claim: timedelta = DEFAULT_CLAIM,
+        worker_id: str | None = None,
     ) -> tuple[DueAlert, ...]:
         at = _aware(now, "now")
-        claimed_until = at + timedelta(seconds=_seconds(claim, "claim"))
+        span = timedelta(seconds=_seconds(claim, "claim"))
         with self._tx() as conn:
             rows = conn.execute(
                 """WITH due AS (
                     SELECT alert_id FROM ct_alert_deliveries
                     WHERE channel = %(channel)s AND delivered_at IS NULL
                         AND next_attempt <= %(now)s
+                        AND (claimed_until IS NULL OR claimed_until <= clock_timestamp())
                     ORDER BY alert_id LIMIT %(limit)s
                     FOR UPDATE SKIP LOCKED)
-                UPDATE ct_alert_deliveries d SET next_attempt = %(until)s
+                UPDATE ct_alert_deliveries d
+                SET claimed_by = %(worker)s, claimed_until = clock_timestamp() + %(span)s
                 FROM due, ct_alerts a
                 WHERE d.alert_id = due.alert_id AND d.channel = %(channel)s
                     AND a.id = d.alert_id
                 RETURNING a.id, a.kind, a.payload, a.created, d.attempts, d.last_error,
                     a.tbs_hash, a.log_id""",
-                {"channel": channel, "now": at, "limit": limit, "until": claimed_until},
+                {
+                    "channel": channel,
+                    "now": at,
+                    "limit": limit,
+                    "worker": worker_id,
+                    "span": span,
+                },
             ).fetchall()
         return tuple(
             DueAlert(
@@ -532,7 +571,8 @@ class PostgresStore(Store):
                 raise StoreError(f"no alert {alert_id} for channel {channel!r}")
             if found[0] is None:
                 conn.execute(
-                    "UPDATE ct_alert_deliveries SET delivered_at = %s, attempts = attempts + 1 "
+                    "UPDATE ct_alert_deliveries SET delivered_at = %s, attempts = attempts + 1, "
+                    "claimed_by = NULL, claimed_until = NULL "
                     "WHERE alert_id = %s AND channel = %s",
                     (stamp, alert_id, channel),
                 )
@@ -550,9 +590,29 @@ class PostgresStore(Store):
                 raise StoreError(f"no alert {alert_id} for channel {channel!r}")
             conn.execute(
                 "UPDATE ct_alert_deliveries SET attempts = attempts + 1, next_attempt = %s, "
-                "last_error = %s WHERE alert_id = %s AND channel = %s AND delivered_at IS NULL",
+                "last_error = %s, claimed_by = NULL, claimed_until = NULL "
+                "WHERE alert_id = %s AND channel = %s AND delivered_at IS NULL",
                 (retry, error, alert_id, channel),
             )
+
+    def release_claims(self, worker_id: str, *, channel: str | None = None) -> int:
+        _check_worker(worker_id)
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "UPDATE ct_alert_deliveries SET claimed_by = NULL, claimed_until = NULL "
+                "WHERE claimed_by = %(worker)s AND delivered_at IS NULL "
+                "AND (%(channel)s::text IS NULL OR channel = %(channel)s)",
+                {"worker": worker_id, "channel": channel},
+            )
+            return cursor.rowcount
+
+    def undelivered(self) -> dict[str, int]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT channel, count(*) FROM ct_alert_deliveries "
+                "WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel"
+            ).fetchall()
+        return {str(channel): int(count) for channel, count in rows}
 
 
 def _message(exc: BaseException) -> str:

@@ -4,7 +4,8 @@ WAL journal (readers never block the writer), ``synchronous=FULL`` (a committed 
 survives a power cut, so its alerts are never re-queued), a busy timeout, and every write
 in a ``BEGIN IMMEDIATE`` transaction, which takes the database's write lock up front: the
 lease check and the update it guards cannot interleave with another process's. Leases work
-as in PostgreSQL (a lease row with an expiry), between processes of one machine.
+as in PostgreSQL (a lease row with an expiry), between processes of one machine. Leases
+and alert claims run on this machine's clock, whatever ``now`` a caller passes.
 
 Times are stored as integer microseconds since the epoch (UTC); JSON as text.
 """
@@ -15,7 +16,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from pinwarden.ct.store import (
     _check_worker,
     _Current,
     _events_to_queue,
+    _lease_lost,
     _new_findings,
     _now,
     _seconds,
@@ -113,6 +115,16 @@ CREATE INDEX ct_alert_deliveries_due
     ON ct_alert_deliveries (channel, next_attempt) WHERE delivered_at IS NULL;
 """
 
+# Version 1 to 2: who holds a delivery's claim and until when (the claim no longer moves
+# next_attempt), and a de-duplication key for events. A new store is made as version 1 and
+# upgraded, so both paths give the same tables.
+_UPGRADE_TO_2 = """
+ALTER TABLE ct_alert_deliveries ADD COLUMN claimed_by TEXT;
+ALTER TABLE ct_alert_deliveries ADD COLUMN claimed_until INTEGER;
+ALTER TABLE ct_alerts ADD COLUMN dedup_key TEXT;
+CREATE UNIQUE INDEX ct_alerts_dedup_key ON ct_alerts (dedup_key);
+"""
+
 _LOG_BY_ID = (
     "SELECT log_id, position, tree_size, root_hash, head, compact_range, lease_owner, "
     "lease_expires, updated_at FROM ct_logs WHERE log_id = ?"
@@ -149,6 +161,13 @@ def _time(value: int | None) -> datetime | None:
 
 def _json_list(text: str) -> tuple[str, ...]:
     return tuple(str(item) for item in json.loads(text))
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # executescript would COMMIT our transaction first; run statement by statement.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 class SQLiteStore(Store):
@@ -234,13 +253,17 @@ class SQLiteStore(Store):
                 else None
             )
             if row is None:
-                # executescript would COMMIT our transaction first; run statement by statement.
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                _run_script(conn, _SCHEMA)
+                _run_script(conn, _UPGRADE_TO_2)
                 conn.execute(
                     "INSERT INTO pinwarden_schema (component, version) VALUES (?, ?)",
                     (SCHEMA_COMPONENT, SCHEMA_VERSION),
+                )
+            elif row[0] == 1:
+                _run_script(conn, _UPGRADE_TO_2)
+                conn.execute(
+                    "UPDATE pinwarden_schema SET version = ? WHERE component = ?",
+                    (SCHEMA_VERSION, SCHEMA_COMPONENT),
                 )
             elif row[0] != SCHEMA_VERSION:
                 raise StoreError(
@@ -290,15 +313,28 @@ class SQLiteStore(Store):
             rows = conn.execute(_ALL_LOGS).fetchall()
         return tuple(self._progress(row) for row in rows)
 
-    def acquire_log(self, worker_id: str, ttl: timedelta | float) -> bytes | None:
+    def acquire_log(
+        self,
+        worker_id: str,
+        ttl: timedelta | float,
+        *,
+        among: Collection[bytes] | None = None,
+    ) -> bytes | None:
         _check_worker(worker_id)
         seconds = _seconds(ttl)
+        if among is not None and not among:
+            return None
+        # The candidates travel as one JSON array of hex IDs: any number of them in one
+        # statement, under SQLite's limit on bound parameters.
+        wanted = None if among is None else json.dumps([bytes(i).hex().upper() for i in among])
         with self._write() as conn:
             now = _micros(_now())
             row = conn.execute(
-                "SELECT log_id FROM ct_logs WHERE lease_owner IS NULL OR lease_expires <= ? "
+                "SELECT log_id FROM ct_logs "
+                "WHERE (lease_owner IS NULL OR lease_expires <= ?) "
+                "AND (? IS NULL OR hex(log_id) IN (SELECT value FROM json_each(?))) "
                 "ORDER BY lease_expires IS NOT NULL, lease_expires, log_id LIMIT 1",
-                (now,),
+                (now, wanted, wanted),
             ).fetchone()
             if row is None:
                 return None
@@ -319,9 +355,7 @@ class SQLiteStore(Store):
                 (now + round(seconds * 1e6), log_id, worker_id, now),
             )
             if cursor.rowcount != 1:
-                raise StoreError(
-                    f"lease lost: worker {worker_id!r} no longer holds log {log_id.hex()}"
-                )
+                raise _lease_lost(worker_id, log_id)
 
     def release_lease(self, worker_id: str, log_id: bytes) -> None:
         _check_worker(worker_id)
@@ -417,12 +451,15 @@ class SQLiteStore(Store):
     @staticmethod
     def _insert_event(
         conn: sqlite3.Connection, event: OutboxEvent, payload: str, stamp: int
-    ) -> int:
+    ) -> int | None:
+        """The new alert's ID, or None when its dedup_key was queued before."""
         cursor = conn.execute(
-            "INSERT INTO ct_alerts (kind, payload, tbs_hash, log_id, created) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (event.kind, payload, event.tbs_hash, event.log_id, stamp),
+            "INSERT INTO ct_alerts (kind, payload, tbs_hash, log_id, created, dedup_key) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
+            (event.kind, payload, event.tbs_hash, event.log_id, stamp, event.dedup_key),
         )
+        if cursor.rowcount == 0:
+            return None
         alert_id = cursor.lastrowid
         assert alert_id is not None  # an INSERT into a rowid table always sets it
         conn.executemany(
@@ -438,10 +475,11 @@ class SQLiteStore(Store):
         stamp = _micros(_aware(now, "now") if now is not None else _now())
         payloads = [event.payload_json() for event in events]
         with self._write() as conn:
-            return tuple(
+            ids = [
                 self._insert_event(conn, event, payload, stamp)
                 for event, payload in zip(events, payloads, strict=True)
-            )
+            ]
+        return tuple(alert_id for alert_id in ids if alert_id is not None)
 
     # -- findings ------------------------------------------------------------------------
 
@@ -502,22 +540,25 @@ class SQLiteStore(Store):
         *,
         limit: int = 100,
         claim: timedelta = DEFAULT_CLAIM,
+        worker_id: str | None = None,
     ) -> tuple[DueAlert, ...]:
         at = _aware(now, "now")
-        claimed_until = _micros(at + timedelta(seconds=_seconds(claim, "claim")))
+        span = round(_seconds(claim, "claim") * 1e6)
         with self._write() as conn:
+            clock = _micros(_now())
             rows = conn.execute(
                 "SELECT a.id, a.kind, a.payload, a.created, d.attempts, d.last_error, "
                 "a.tbs_hash, a.log_id FROM ct_alert_deliveries d "
                 "JOIN ct_alerts a ON a.id = d.alert_id "
                 "WHERE d.channel = ? AND d.delivered_at IS NULL AND d.next_attempt <= ? "
+                "AND (d.claimed_until IS NULL OR d.claimed_until <= ?) "
                 "ORDER BY a.id LIMIT ?",
-                (channel, _micros(at), limit),
+                (channel, _micros(at), clock, limit),
             ).fetchall()
             conn.executemany(
-                "UPDATE ct_alert_deliveries SET next_attempt = ? "
+                "UPDATE ct_alert_deliveries SET claimed_by = ?, claimed_until = ? "
                 "WHERE alert_id = ? AND channel = ?",
-                [(claimed_until, row[0], channel) for row in rows],
+                [(worker_id, clock + span, row[0], channel) for row in rows],
             )
         return tuple(
             DueAlert(
@@ -545,8 +586,8 @@ class SQLiteStore(Store):
                 raise StoreError(f"no alert {alert_id} for channel {channel!r}")
             if found[0] is None:
                 conn.execute(
-                    "UPDATE ct_alert_deliveries SET delivered_at = ?, attempts = attempts + 1 "
-                    "WHERE alert_id = ? AND channel = ?",
+                    "UPDATE ct_alert_deliveries SET delivered_at = ?, attempts = attempts + 1, "
+                    "claimed_by = NULL, claimed_until = NULL WHERE alert_id = ? AND channel = ?",
                     (stamp, alert_id, channel),
                 )
 
@@ -557,7 +598,8 @@ class SQLiteStore(Store):
         with self._write() as conn:
             cursor = conn.execute(
                 "UPDATE ct_alert_deliveries SET attempts = attempts + 1, next_attempt = ?, "
-                "last_error = ? WHERE alert_id = ? AND channel = ? AND delivered_at IS NULL",
+                "last_error = ?, claimed_by = NULL, claimed_until = NULL "
+                "WHERE alert_id = ? AND channel = ? AND delivered_at IS NULL",
                 (retry, error, alert_id, channel),
             )
             if cursor.rowcount == 0:
@@ -567,3 +609,21 @@ class SQLiteStore(Store):
                 ).fetchone()
                 if exists is None:
                     raise StoreError(f"no alert {alert_id} for channel {channel!r}")
+
+    def release_claims(self, worker_id: str, *, channel: str | None = None) -> int:
+        _check_worker(worker_id)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE ct_alert_deliveries SET claimed_by = NULL, claimed_until = NULL "
+                "WHERE claimed_by = ? AND delivered_at IS NULL AND (? IS NULL OR channel = ?)",
+                (worker_id, channel, channel),
+            )
+            return cursor.rowcount
+
+    def undelivered(self) -> dict[str, int]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT channel, count(*) FROM ct_alert_deliveries "
+                "WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel"
+            ).fetchall()
+        return {str(channel): int(count) for channel, count in rows}

@@ -15,16 +15,31 @@ matched (:class:`~pinwarden.ct.watch.WatchItem`):
 
 The checks, each fail-safe (what cannot be decided is a reason, never a pass):
 
-* ``ca=ID,…``: the issuer must be a CA whose CAA identities include one of them. The
-  issuer is recognised with :func:`pinwarden.caa.identities.identify_issuer` (for a
-  precertificate first by its ``issuer_key_hash``, which is the SHA-256 of the issuer's
-  SPKI, i.e. an SPKI pin of the issuing intermediate); an issuer the identity table does
-  not know is unexpected.
+* ``ca=ID,…``: the issuer must be a CA whose CAA identities include one of them.
+  Who the issuer is comes from its *key* where the log entry proves it
+  (:func:`check_issuer`): a precertificate's ``issuer_key_hash`` (the SHA-256 of the
+  issuer's SPKI, covered by the log's signature), or the SPKI of the first certificate of
+  an ``x509_entry``'s chain once that certificate is checked to have signed it. A key
+  among an identity's pins identifies that CA. Otherwise the issuer's *name* (the O= and
+  CN= the issuing CA chose itself) only says who the issuer claims to be, and a claim
+  never makes a certificate ``expected``: for a CA whose identity has pins, an issuer
+  whose key is not among them is unexpected ("claims to be X but its key is not a known
+  X key"); for a CA without pins, a name match is unexpected too, with a reason that says
+  so and how to fix it (add the SPKI pins of the CA's issuing intermediates to the CA
+  identities table; :func:`pinwarden.caa.identities.load_identities` reads an extra
+  file). An issuer the table does not know at all is unexpected.
 * ``ca=caa``: the CAA records of each matched name are looked up *now* (at detection
   time) and evaluated for the issuer's identities (RFC 8659; ``*.x`` as a wildcard
-  request). A DNS failure is reported as "unknown", never as allowed.
+  request). A DNS failure is reported as "unknown", never as allowed. A record that
+  allows the CA only for an ACME account or with certain validation methods (RFC 8657
+  ``accounturi``/``validationmethods``) cannot be checked from a certificate: unexpected,
+  saying so. The issuer is recognised as for ``ca=``; an issuer known by name only is
+  unexpected even where CAA allows the CA it claims to be.
 * ``pins=``/``policy=``: the certificate's SPKI pin must be one of the entry's pins or
-  of the pins the policy's rule gives each matched name (an expired rule gives none).
+  of the pins the policy's rule gives each matched name. A rule that has *expired*
+  (docs/policy.md: clients stop enforcing it) still lists the keys its owner expected: a
+  key among them is expected, any other key is unexpected with a reason that says the
+  rule expired (renew it), never silently allowed.
 * ``names=``: every name in the certificate must match one of the patterns.
 * ``max-validity=``: notAfter - notBefore must not exceed that many days.
 
@@ -37,9 +52,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 
 from pinwarden.caa.evaluate import evaluate
 from pinwarden.caa.identities import CAIdentity, identify_issuer, load_identities
@@ -54,8 +74,10 @@ __all__ = [
     "EXPECTED",
     "FOUND",
     "UNEXPECTED",
+    "IssuerCheck",
     "Judge",
     "Judgement",
+    "check_issuer",
     "issuer_identity",
     "names_in_unreadable",
 ]
@@ -70,8 +92,18 @@ _CAA_CACHE_SECONDS = 60.0
 _CAA_CONCURRENCY = 16
 # Dotted runs of host-name characters in raw DER: what could be a DNS name.
 _DOTTED = re.compile(rb"(?:[A-Za-z0-9_*-]{1,63}\.){1,126}[A-Za-z0-9-]{1,63}")
-# dNSName [2] IMPLICIT IA5String, UTF8String, PrintableString, IA5String.
-_STRING_TAGS = frozenset({0x82, 0x0C, 0x13, 0x16})
+# Runs of the characters _DOTTED is made of, and string-shaped TLVs: a dNSName [2]
+# IMPLICIT IA5String, UTF8String, PrintableString or IA5String tag, a short-form length,
+# then such a run (which may go on past the string: the length says where it ends).
+_RUN = re.compile(rb"[A-Za-z0-9_*.-]{3,}")
+_STRING_TLV = re.compile(rb"[\x82\x0c\x13\x16]([\x03-\x7f][A-Za-z0-9_*.-]{3,})")
+_STRING_TAGS = frozenset(b"\x82\x0c\x13\x16")
+# Scanned a chunk at a time, each chunk ending at a byte no run or string content holds
+# (the last such byte within _BREAK_WINDOW of the nominal end), so that a caller in a
+# worker thread lets other threads run between chunks.
+_CHUNK = 1 << 18
+_BREAK_WINDOW = 8192
+_LAST_BREAK = re.compile(rb"[^A-Za-z0-9_*.-][A-Za-z0-9_*.-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -80,6 +112,20 @@ class Judgement:
 
     verdict: str
     reasons: tuple[str, ...] = ()
+
+
+def _chunks(data: bytes) -> Iterator[tuple[int, int]]:
+    start, size = 0, len(data)
+    while start < size:
+        end = min(size, start + _CHUNK)
+        if end < size:
+            cut = _LAST_BREAK.search(data, end - _BREAK_WINDOW, end)
+            if cut is not None:
+                end = cut.start() + 1
+        yield start, end
+        # Two bytes back: a string TLV whose tag or length byte is the break starts in
+        # the next chunk; anything before it ended in this one.
+        start = end if end >= size else max(start + 1, end - 2)
 
 
 def names_in_unreadable(entry: LogEntry) -> tuple[str, ...]:
@@ -91,35 +137,125 @@ def names_in_unreadable(entry: LogEntry) -> tuple[str, ...]:
     the contents of every string-shaped TLV (a dNSName ``[2]``, UTF8String,
     PrintableString, IA5String with a short length) that look like a name, and every
     dotted run of host-name characters (which may carry a following byte or two: a
-    superset only makes more matches, and such a certificate is unexpected anyway)."""
+    superset only makes more matches, and such a certificate is unexpected anyway).
+
+    Regular expressions find the candidates (C speed; a log entry may be 16 MiB) and
+    each distinct candidate is checked once. It holds the GIL only a chunk at a time,
+    so a caller may run it in a worker thread without stalling the event loop."""
     data = entry.tbs_der
-    found: list[str] = []
-    for position in range(len(data) - 2):
-        if data[position] not in _STRING_TAGS:
-            continue
-        length = data[position + 1]
-        chunk = data[position + 2 : position + 2 + length]
-        if 0 < length < 0x80 and len(chunk) == length and _DOTTED.fullmatch(chunk):
-            found.append(chunk.decode("ascii").lower())
-    found.extend(match.group().decode("ascii").lower() for match in _DOTTED.finditer(data))
-    return tuple(dict.fromkeys(found))
+    tlvs: set[bytes] = set()
+    runs: set[bytes] = set()
+    for start, end in _chunks(data):
+        tlvs.update(_STRING_TLV.findall(data, start, end))
+        runs.update(_RUN.findall(data, start, end))
+    found: dict[bytes, None] = {}
+    for tlv in tlvs:
+        _string_content(tlv, 0, found)
+        if tlv[0] in _STRING_TAGS:
+            # The "length" may be the tag of the real string one byte on.
+            _string_content(tlv, 1, found)
+    for run in runs:
+        found.update(dict.fromkeys(_DOTTED.findall(run)))
+    return tuple(dict.fromkeys(name.decode("ascii").lower() for name in found))
+
+
+def _string_content(tlv: bytes, at: int, found: dict[bytes, None]) -> None:
+    length = tlv[at]
+    content = tlv[at + 1 : at + 1 + length]
+    if len(content) == length and _DOTTED.fullmatch(content):
+        found[content] = None
+
+
+# -- who issued it ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuerCheck:
+    """Who issued a log entry's certificate, as far as the entry proves it.
+
+    ``identity`` is the CA its key identifies (``by_key``), or else the CA its issuer name
+    claims (None when neither is known). ``key`` is the issuer's SPKI pin when the entry
+    proves it. ``doubt`` says why ``identity`` is only a claim (None when ``by_key``, or
+    when there is no identity at all): a certificate is never ``expected`` on a claim."""
+
+    identity: CAIdentity | None
+    by_key: bool = False
+    key: Pin | None = None
+    doubt: str | None = None
+
+
+def _quietly_load(der: bytes) -> x509.Certificate:
+    # Logs are full of certificates cryptography warns about (negative serials...).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return x509.load_der_x509_certificate(der)
+
+
+def _issuer_key(entry: LogEntry) -> tuple[Pin | None, str]:
+    """The issuer's SPKI pin, or None and why it is not known."""
+    if entry.issuer_key_hash is not None:
+        # Part of the logged precertificate entry: covered by the log's signature.
+        return Pin("sha256", entry.issuer_key_hash), ""
+    if entry.certificate_der is None or not entry.chain_der:
+        return None, "the log entry does not carry the issuing certificate"
+    # The chain beside an x509_entry is not covered by the log's signature: its first
+    # certificate counts only once it is shown to have signed this one.
+    try:
+        certificate = _quietly_load(entry.certificate_der)
+        issuer = _quietly_load(entry.chain_der[0])
+        certificate.verify_directly_issued_by(issuer)
+        return Pin.from_certificate(issuer), ""
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm, CertificateError):
+        return None, "the first certificate of the chain submitted with it did not sign it"
+
+
+def check_issuer(entry: LogEntry, identities: Sequence[CAIdentity]) -> IssuerCheck:
+    """Who issued ``entry``'s certificate (module docstring): by the issuer's key when
+    the entry proves it and it is among an identity's pins, else by the issuer name,
+    with the reason that name is only a claim."""
+    key, missing = _issuer_key(entry)
+    if key is not None:
+        for identity in identities:
+            if key in identity.pins:
+                return IssuerCheck(identity, by_key=True, key=key)
+    claimed = None
+    if entry.issuer is not None:
+        try:
+            claimed = identify_issuer(entry.issuer, identities=identities)
+        except CertificateError:
+            claimed = None
+    if claimed is None:
+        return IssuerCheck(None, key=key)
+    issuer = entry.issuer or "(unknown issuer)"
+    if claimed.pins:
+        if key is not None:
+            doubt = (
+                f"issuer {issuer!r} claims to be {claimed.name} but its key {key} is not a "
+                f"known {claimed.name} key"
+            )
+        else:
+            doubt = (
+                f"issuer {issuer!r} claims to be {claimed.name} but its key cannot be "
+                f"checked against the known {claimed.name} keys: {missing}"
+            )
+    else:
+        doubt = (
+            f"issuer {issuer!r} is taken for {claimed.name} by its name only, which any CA "
+            "can give its certificates; to check its key, add the SPKI pins of "
+            f"{claimed.name}'s issuing intermediates to a CA identities file "
+            "(ct monitor --identities FILE)"
+        )
+    return IssuerCheck(claimed, key=key, doubt=doubt)
 
 
 def issuer_identity(entry: LogEntry, identities: Sequence[CAIdentity]) -> CAIdentity | None:
-    """The CA that issued ``entry``'s certificate, or None when the table does not know it:
-    by the precertificate's ``issuer_key_hash`` (an SPKI pin of the issuer), else by the
-    first certificate of the submitted chain and the issuer name."""
-    if entry.issuer_key_hash is not None:
-        pin = Pin("sha256", entry.issuer_key_hash)
-        for identity in identities:
-            if pin in identity.pins:
-                return identity
-    if entry.issuer is None:
-        return None
-    try:
-        return identify_issuer(entry.issuer, chain=entry.chain_der[:1], identities=identities)
-    except CertificateError:
-        return None
+    """The CA that issued ``entry``'s certificate by :func:`check_issuer` (proved by its
+    key, or only claimed by its name), or None when the table does not know it."""
+    return check_issuer(entry, identities).identity
+
+
+# -- the judge --------------------------------------------------------------------------------
 
 
 class Judge:
@@ -158,33 +294,39 @@ class Judge:
             return Judgement(FOUND)
         reasons: list[str] = []
         label = len(judged) > 1
-        identity: CAIdentity | None = None
+        issuer = IssuerCheck(None)
         if any(m.item.cas or m.item.ca_from_caa for m in judged):
-            identity = issuer_identity(entry, self.identities)
+            issuer = check_issuer(entry, self.identities)
         for match in judged:
-            found = await self._check(entry, match, identity, now)
+            found = await self._check(entry, match, issuer, now)
             reasons.extend(f"{match.item.key}: {r}" if label else r for r in found)
         return Judgement(UNEXPECTED if reasons else EXPECTED, tuple(dict.fromkeys(reasons)))
 
     async def _check(
-        self, entry: LogEntry, match: WatchMatch, identity: CAIdentity | None, now: datetime
+        self, entry: LogEntry, match: WatchMatch, issuer: IssuerCheck, now: datetime
     ) -> list[str]:
         item = match.item
         reasons: list[str] = []
-        issuer = entry.issuer or "(unknown issuer)"
+        issuer_name = entry.issuer or "(unknown issuer)"
+        identity = issuer.identity
         if item.cas:
             if identity is None:
                 reasons.append(
-                    f"issuer {issuer!r} is not a CA pinwarden knows, so it is not one of the "
-                    f"allowed CAs ({', '.join(item.cas)})"
+                    f"issuer {issuer_name!r} is not a CA pinwarden knows, so it is not one of "
+                    f"the allowed CAs ({', '.join(item.cas)})"
                 )
             elif not set(identity.caa) & set(item.cas):
                 reasons.append(
                     f"issued by {identity.name} ({', '.join(identity.caa)}), not by an allowed "
                     f"CA ({', '.join(item.cas)})"
                 )
+            elif issuer.doubt is not None:
+                reasons.append(issuer.doubt)
         if item.ca_from_caa:
-            reasons.extend(await self._check_caa(match.names, identity, issuer))
+            caa_reasons = await self._check_caa(match.names, identity, issuer_name)
+            reasons.extend(caa_reasons)
+            if identity is not None and issuer.doubt is not None and not caa_reasons:
+                reasons.append(issuer.doubt)
         if item.pins or item.policy is not None:
             reasons.extend(_check_key(entry, match, now))
         if item.names:
@@ -218,12 +360,23 @@ class Judge:
                 continue
             wildcard = name.startswith("*.")
             evaluations = [evaluate(lookup, ca, wildcard=wildcard) for ca in identity.caa]
-            if any(e.verdict is Verdict.ALLOWED for e in evaluations):
+            allowed = [e for e in evaluations if e.verdict is Verdict.ALLOWED]
+            where = f" (records at {lookup.found_at})" if lookup.found_at else ""
+            if any(not e.conditions for e in allowed):
+                continue
+            if allowed:
+                # RFC 8657: the account and the validation method are not in the
+                # certificate, so the restriction the owner published cannot be checked.
+                conditions = " or ".join(c for e in allowed for c in e.conditions)
+                reasons.append(
+                    f"CAA of {name}{where} allows {identity.name} "
+                    f"({', '.join(identity.caa)}) {conditions}; which account or method "
+                    "was used cannot be checked from the certificate"
+                )
                 continue
             if any(e.verdict is Verdict.UNKNOWN for e in evaluations):
                 reasons.append(f"CAA of {name}: unknown ({lookup.error or 'lookup failed'})")
                 continue
-            where = f" (records at {lookup.found_at})" if lookup.found_at else ""
             reasons.append(
                 f"CAA of {name}{where} does not allow {identity.name} "
                 f"({', '.join(identity.caa)}) to issue at detection time"
@@ -261,6 +414,7 @@ def _check_key(entry: LogEntry, match: WatchMatch, now: datetime) -> list[str]:
         return ["the certificate's key could not be read, so it matches no pin"]
     missing: list[str] = []
     uncovered: list[str] = []
+    expired: dict[datetime | None, list[str]] = {}
     for name in match.names:
         allowed = set(item.pins)
         if item.policy is not None:
@@ -270,8 +424,11 @@ def _check_key(entry: LogEntry, match: WatchMatch, now: datetime) -> list[str]:
                     uncovered.append(name)
                     continue
             elif rule.rule.is_expired(now):
-                if not item.pins:
-                    continue  # an expired rule fails open (docs/policy.md): nothing expected
+                # Clients no longer enforce it, but its pins are still the keys the owner
+                # listed: another key is a finding, with the reason to renew the rule.
+                if pin not in allowed and pin not in rule.rule.pins:
+                    expired.setdefault(rule.rule.expires_at, []).append(name)
+                continue
             else:
                 allowed.update(rule.rule.pins)
         if pin not in allowed:
@@ -280,12 +437,28 @@ def _check_key(entry: LogEntry, match: WatchMatch, now: datetime) -> list[str]:
     if missing:
         sources = " or ".join(s for s in ("pins=" if item.pins else "", _policy_name(item)) if s)
         reasons.append(f"key {pin} is not among the {sources} pins for {', '.join(missing)}")
+    for expires_at, names in expired.items():
+        reasons.append(
+            f"the rule of {_policy_name(item)} for {', '.join(names)} expired "
+            f"{_expiry(expires_at)} and key {pin} is not among its pins (an expired rule "
+            "no longer says which keys are expected: renew it)"
+        )
     if uncovered:
         reasons.append(
             f"no rule of {_policy_name(item)} covers {', '.join(uncovered)}, so key {pin} "
             "cannot be checked"
         )
     return reasons
+
+
+def _expiry(expires_at: datetime | None) -> str:
+    if expires_at is None:
+        return ""  # is_expired() is false without an expiry: never reached
+    when = expires_at.astimezone(timezone.utc)
+    if when.time() == datetime.min.time():
+        # A TOML date D means enforced through day D (docs/policy.md).
+        return f"at the end of {(when - timedelta(days=1)):%Y-%m-%d}"
+    return f"at {when:%Y-%m-%d %H:%M:%S}Z"
 
 
 def _policy_name(item: WatchItem) -> str:

@@ -14,7 +14,9 @@ blank lines are ignored::
 A name is written as in DNS, Unicode or A-labels, any case, with or without a final dot; it
 is stored IDNA-normalised (lower-case A-labels; a Unicode name whose IDNA 2008 and IDNA 2003
 encodings differ is watched under both). A leading ``.`` means the name and every name under
-it. Wildcards are not entry syntax: ``.example.com`` already covers ``*.example.com``.
+it. Wildcards are not entry syntax: ``.example.com`` already covers ``*.example.com``. IP
+addresses are refused: the monitor reads certificates' DNS names, not their IP address
+entries, so an IP entry would never match.
 
 Expectations are ``key=value``, lists comma-separated, each key at most once; a value with
 spaces is quoted with shell rules (``policy="/etc/my pins.toml"``):
@@ -43,7 +45,12 @@ spaces is quoted with shell rules (``policy="/etc/my pins.toml"``):
 Matching (:meth:`WatchList.match`) is fail-safe: a certificate name matches when any client
 could take it for a watched name. Names are normalised (case, final dot, empty labels,
 full-width dots, U-labels to A-labels by IDNA 2008 and by IDNA 2003), and a name that cannot
-be normalised is still compared label by label, never dropped. A wildcard name
+be normalised is still compared label by label, never dropped. A name with a NUL or another
+control character (``www.example.com\x00.evil.org``, the null-prefix attack) is also looked up
+as the part before it, which is what a C client reads. A certificate's names are matched in
+both spellings the monitor has for them (:meth:`WatchList.matches` ``spellings``): the
+A-labels of the certificate and their Unicode form, so that a name only IDNA 2003 maps to the
+watched one (``faß.example.de`` for ``fass.example.de``) is found. A wildcard name
 ``*.example.com`` matches ``.example.com`` (and every ``.x`` above it) and also the entries
 one label below it (``x.example.com`` or ``.x.example.com``), since the certificate is valid
 for them. A wildcard anywhere but in the first label, or a label that only contains a ``*``
@@ -56,8 +63,9 @@ lookups per certificate name whatever the size of the list.
 
 from __future__ import annotations
 
+import re
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +83,9 @@ _KEYS = ("ca", "pins", "policy", "names", "max-validity")
 _MAX_VALIDITY_DAYS = 100_000
 # Dots that IDNA (UTS #46) maps to "." : ideographic, full-width and half-width full stops.
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+# C0 and C1 control characters (Unicode category Cc): where a C string, or a careless
+# client, ends a name.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -149,7 +160,21 @@ def _alabel_2003(label: str) -> str | None:
 def name_forms(name: str) -> tuple[str, ...]:
     """The spellings of a certificate name that are looked up: lower-case, no final dot or
     empty labels, each Unicode label as its IDNA 2008 and as its IDNA 2003 A-label (or
-    itself, lower-cased, when an encoding refuses it). ASCII names have one form."""
+    itself, lower-cased, when an encoding refuses it); for a name with a control
+    character, also the forms of the part before the first one (the null-prefix attack).
+    Printable ASCII names have one form."""
+    if name.isprintable():
+        if name.isascii():  # nearly always: the hot path of the monitor's matching
+            return (".".join(label for label in name.strip().split(".") if label).lower(),)
+        return _forms(name)
+    forms = _forms(name)
+    before = _CONTROL.split(name, 1)[0]
+    if before == name or not before.strip():
+        return forms
+    return tuple(dict.fromkeys(forms + _forms(before)))
+
+
+def _forms(name: str) -> tuple[str, ...]:
     if name.isascii():
         return (".".join(label for label in name.strip().split(".") if label).lower(),)
     labels = [label for label in name.translate(_DOTS).strip().split(".") if label]
@@ -259,14 +284,23 @@ class WatchList:
             items.append(item)
         return cls(tuple(items), source)
 
-    def matches(self, names: Iterable[str]) -> tuple[WatchMatch, ...]:
+    def matches(
+        self, names: Sequence[str], spellings: Sequence[str] = ()
+    ) -> tuple[WatchMatch, ...]:
         """The entries matching any of a certificate's names, in file order, each with the
-        names that matched it."""
+        names that matched it. ``spellings[i]``, when given, is another spelling of
+        ``names[i]`` (a log entry's ``unicode_names`` beside its ``dns_names``): it is
+        looked up too, and a match is reported under ``names[i]``."""
         by_item: dict[int, list[str]] = {}
-        for name in names:
+        # The same tuple when the certificate has no xn-- label (nearly always).
+        other = spellings if spellings is not names else ()
+        for i, name in enumerate(names):
             found: set[int] = set()
             for form in name_forms(name):
                 self._index.lookup(form, found)
+            if other and i < len(other) and other[i] != name:
+                for form in name_forms(other[i]):
+                    self._index.lookup(form, found)
             for position in found:
                 by_item.setdefault(position, []).append(name)
         return tuple(
@@ -349,8 +383,11 @@ def _parse_name(name: str, where: str) -> tuple[str, bool, tuple[str, ...]]:
     rest = name[1:] if subdomains else name
     if not rest or rest.startswith("."):
         raise InputError(f"{where}: {name!r} is not a domain name")
-    if subdomains and canonical_ip(rest) is not None:
-        raise InputError(f"{where}: {name!r}: an IP address has no names under it")
+    if canonical_ip(rest) is not None:
+        raise InputError(
+            f"{where}: {name!r} is an IP address: the monitor watches DNS names only (it does "
+            "not read the IP address entries of certificates), so it would never match"
+        )
     try:
         patterns = HostPattern.parse_all(rest)
     except PolicyError as exc:
