@@ -629,9 +629,14 @@ def test_metrics_are_served_during_a_run_and_sigterm_stops_cleanly(
             # The log grows while the monitor follows it.
             log.issue("late.example.org")
             log.publish()
+            # Committed first, then delivered: wait for the delivery, or SIGTERM may come
+            # between the two (the alert would then wait in the state for the next run).
             wait_for(
-                lambda: metric_values(url).get("pinwarden_ct_findings_total") == 11,
-                what="the late finding",
+                lambda: (
+                    (v := metric_values(url)).get("pinwarden_ct_findings_total") == 11
+                    and v.get("pinwarden_ct_alert_deliveries_total") == 11
+                ),
+                what="the late finding, delivered",
             )
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=60)
