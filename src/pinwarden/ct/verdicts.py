@@ -50,25 +50,20 @@ cannot check anything about it (see :func:`names_in_unreadable`).
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.utils import CryptographyDeprecationWarning
-
 from pinwarden.caa.evaluate import evaluate
-from pinwarden.caa.identities import CAIdentity, identify_issuer, load_identities
+from pinwarden.caa.identities import CAIdentity, load_identities
 from pinwarden.caa.lookup import lookup_caa_async
 from pinwarden.caa.model import CAALookup, Verdict
+from pinwarden.ct._issuer_check import IssuerCheck, check_issuer, issuer_identity
+from pinwarden.ct._unreadable_names import names_in_unreadable
 from pinwarden.ct.entries import LogEntry
 from pinwarden.ct.watch import WatchItem, WatchMatch
-from pinwarden.errors import CertificateError, InputError, NetworkError
-from pinwarden.pins import Pin
+from pinwarden.errors import InputError, NetworkError
 
 __all__ = [
     "EXPECTED",
@@ -90,20 +85,6 @@ FOUND = "found"
 # costs one lookup; "at detection time" stays true to within this many seconds.
 _CAA_CACHE_SECONDS = 60.0
 _CAA_CONCURRENCY = 16
-# Dotted runs of host-name characters in raw DER: what could be a DNS name.
-_DOTTED = re.compile(rb"(?:[A-Za-z0-9_*-]{1,63}\.){1,126}[A-Za-z0-9-]{1,63}")
-# Runs of the characters _DOTTED is made of, and string-shaped TLVs: a dNSName [2]
-# IMPLICIT IA5String, UTF8String, PrintableString or IA5String tag, a short-form length,
-# then such a run (which may go on past the string: the length says where it ends).
-_RUN = re.compile(rb"[A-Za-z0-9_*.-]{3,}")
-_STRING_TLV = re.compile(rb"[\x82\x0c\x13\x16]([\x03-\x7f][A-Za-z0-9_*.-]{3,})")
-_STRING_TAGS = frozenset(b"\x82\x0c\x13\x16")
-# Scanned a chunk at a time, each chunk ending at a byte no run or string content holds
-# (the last such byte within _BREAK_WINDOW of the nominal end), so that a caller in a
-# worker thread lets other threads run between chunks.
-_CHUNK = 1 << 18
-_BREAK_WINDOW = 8192
-_LAST_BREAK = re.compile(rb"[^A-Za-z0-9_*.-][A-Za-z0-9_*.-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -112,147 +93,6 @@ class Judgement:
 
     verdict: str
     reasons: tuple[str, ...] = ()
-
-
-def _chunks(data: bytes) -> Iterator[tuple[int, int]]:
-    start, size = 0, len(data)
-    while start < size:
-        end = min(size, start + _CHUNK)
-        if end < size:
-            cut = _LAST_BREAK.search(data, end - _BREAK_WINDOW, end)
-            if cut is not None:
-                end = cut.start() + 1
-        yield start, end
-        # Two bytes back: a string TLV whose tag or length byte is the break starts in
-        # the next chunk; anything before it ended in this one.
-        start = end if end >= size else max(start + 1, end - 2)
-
-
-def names_in_unreadable(entry: LogEntry) -> tuple[str, ...]:
-    """Host-name-like strings in the raw bytes of an entry whose certificate could not be
-    parsed (fail safe: such an entry has no names, so without this a certificate for a
-    watched name that cryptography refuses would go unnoticed).
-
-    Hand-written on purpose: the bytes are exactly what a DER parser refused. Two nets:
-    the contents of every string-shaped TLV (a dNSName ``[2]``, UTF8String,
-    PrintableString, IA5String with a short length) that look like a name, and every
-    dotted run of host-name characters (which may carry a following byte or two: a
-    superset only makes more matches, and such a certificate is unexpected anyway).
-
-    Regular expressions find the candidates (C speed; a log entry may be 16 MiB) and
-    each distinct candidate is checked once. It holds the GIL only a chunk at a time,
-    so a caller may run it in a worker thread without stalling the event loop."""
-    data = entry.tbs_der
-    tlvs: set[bytes] = set()
-    runs: set[bytes] = set()
-    for start, end in _chunks(data):
-        tlvs.update(_STRING_TLV.findall(data, start, end))
-        runs.update(_RUN.findall(data, start, end))
-    found: dict[bytes, None] = {}
-    for tlv in tlvs:
-        _string_content(tlv, 0, found)
-        if tlv[0] in _STRING_TAGS:
-            # The "length" may be the tag of the real string one byte on.
-            _string_content(tlv, 1, found)
-    for run in runs:
-        found.update(dict.fromkeys(_DOTTED.findall(run)))
-    return tuple(dict.fromkeys(name.decode("ascii").lower() for name in found))
-
-
-def _string_content(tlv: bytes, at: int, found: dict[bytes, None]) -> None:
-    length = tlv[at]
-    content = tlv[at + 1 : at + 1 + length]
-    if len(content) == length and _DOTTED.fullmatch(content):
-        found[content] = None
-
-
-# -- who issued it ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IssuerCheck:
-    """Who issued a log entry's certificate, as far as the entry proves it.
-
-    ``identity`` is the CA its key identifies (``by_key``), or else the CA its issuer name
-    claims (None when neither is known). ``key`` is the issuer's SPKI pin when the entry
-    proves it. ``doubt`` says why ``identity`` is only a claim (None when ``by_key``, or
-    when there is no identity at all): a certificate is never ``expected`` on a claim."""
-
-    identity: CAIdentity | None
-    by_key: bool = False
-    key: Pin | None = None
-    doubt: str | None = None
-
-
-def _quietly_load(der: bytes) -> x509.Certificate:
-    # Logs are full of certificates cryptography warns about (negative serials...).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        return x509.load_der_x509_certificate(der)
-
-
-def _issuer_key(entry: LogEntry) -> tuple[Pin | None, str]:
-    """The issuer's SPKI pin, or None and why it is not known."""
-    if entry.issuer_key_hash is not None:
-        # Part of the logged precertificate entry: covered by the log's signature.
-        return Pin("sha256", entry.issuer_key_hash), ""
-    if entry.certificate_der is None or not entry.chain_der:
-        return None, "the log entry does not carry the issuing certificate"
-    # The chain beside an x509_entry is not covered by the log's signature: its first
-    # certificate counts only once it is shown to have signed this one.
-    try:
-        certificate = _quietly_load(entry.certificate_der)
-        issuer = _quietly_load(entry.chain_der[0])
-        certificate.verify_directly_issued_by(issuer)
-        return Pin.from_certificate(issuer), ""
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm, CertificateError):
-        return None, "the first certificate of the chain submitted with it did not sign it"
-
-
-def check_issuer(entry: LogEntry, identities: Sequence[CAIdentity]) -> IssuerCheck:
-    """Who issued ``entry``'s certificate (module docstring): by the issuer's key when
-    the entry proves it and it is among an identity's pins, else by the issuer name,
-    with the reason that name is only a claim."""
-    key, missing = _issuer_key(entry)
-    if key is not None:
-        for identity in identities:
-            if key in identity.pins:
-                return IssuerCheck(identity, by_key=True, key=key)
-    claimed = None
-    if entry.issuer is not None:
-        try:
-            claimed = identify_issuer(entry.issuer, identities=identities)
-        except CertificateError:
-            claimed = None
-    if claimed is None:
-        return IssuerCheck(None, key=key)
-    issuer = entry.issuer or "(unknown issuer)"
-    if claimed.pins:
-        if key is not None:
-            doubt = (
-                f"issuer {issuer!r} claims to be {claimed.name} but its key {key} is not a "
-                f"known {claimed.name} key"
-            )
-        else:
-            doubt = (
-                f"issuer {issuer!r} claims to be {claimed.name} but its key cannot be "
-                f"checked against the known {claimed.name} keys: {missing}"
-            )
-    else:
-        doubt = (
-            f"issuer {issuer!r} is taken for {claimed.name} by its name only, which any CA "
-            "can give its certificates; to check its key, add the SPKI pins of "
-            f"{claimed.name}'s issuing intermediates to a CA identities file "
-            "(ct monitor --identities FILE)"
-        )
-    return IssuerCheck(claimed, key=key, doubt=doubt)
-
-
-def issuer_identity(entry: LogEntry, identities: Sequence[CAIdentity]) -> CAIdentity | None:
-    """The CA that issued ``entry``'s certificate by :func:`check_issuer` (proved by its
-    key, or only claimed by its name), or None when the table does not know it."""
-    return check_issuer(entry, identities).identity
 
 
 # -- the judge --------------------------------------------------------------------------------
