@@ -9,6 +9,7 @@ Separate from :mod:`pinwarden.ct.follow` because this is the monitor's per-batch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -75,19 +76,45 @@ async def commit(ctx: Context, track: LogTrack, batch: VerifiedBatch, target: in
                 OutboxEvent(EVENT_DISCOVERED, payload, ctx.channels, finding.tbs_hash, log.log_id)
             )
     state = batch.state
-    new, unwritten = await in_thread(
-        _write_and_commit,
-        ctx.store,
-        files,
-        log.log_id,
-        state.position,
-        track.stored_head(state.head),
-        state.compact_range,
-        findings,
-        events,
-        ctx.worker_id,
-        now,
+    committing = asyncio.ensure_future(
+        asyncio.to_thread(
+            _write_and_commit,
+            ctx.store,
+            files,
+            log.log_id,
+            state.position,
+            track.stored_head(state.head),
+            state.compact_range,
+            findings,
+            events,
+            ctx.worker_id,
+            now,
+        )
     )
+    try:
+        new, unwritten = await asyncio.shield(committing)
+    except asyncio.CancelledError:
+        # The commit goes on in its thread whatever happens here (its outcome is never
+        # unknown); once it is done, count what it committed, then let the stop go on.
+        with contextlib.suppress(Exception):
+            new, unwritten = await committing
+            _record(ctx, track, batch, target, findings, events, new, unwritten)
+        raise
+    _record(ctx, track, batch, target, findings, events, new, unwritten)
+
+
+def _record(
+    ctx: Context,
+    track: LogTrack,
+    batch: VerifiedBatch,
+    target: int,
+    findings: list[Finding],
+    events: list[OutboxEvent],
+    new: Sequence[Finding],
+    unwritten: str,
+) -> None:
+    """Tell the tally and the observer what a commit did."""
+    log = track.log
     if unwritten:
         ctx.observer.log_error(log, "files", unwritten)
     tally = ctx.tally
@@ -95,7 +122,7 @@ async def commit(ctx: Context, track: LogTrack, batch: VerifiedBatch, target: in
     new_hashes = {f.tbs_hash for f in new}
     tally.findings_new += len(new)
     tally.unexpected_new += sum(1 for f in new if f.verdict == UNEXPECTED)
-    ctx.observer.batch_done(log, state.position, target, len(batch.entries))
+    ctx.observer.batch_done(log, batch.state.position, target, len(batch.entries))
     for finding in findings:
         ctx.observer.finding(log, finding.verdict, finding.tbs_hash in new_hashes)
     if new and events:

@@ -49,20 +49,31 @@ SQLAlchemy convention), ``sqlite:///~/path``, ``sqlite://`` for the default file
 from __future__ import annotations
 
 import abc
-import base64
-import json
-import math
-import os
-import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from pinwarden.errors import InputError, StoreError
+# Not in __all__, but imported from here: the "as" marks them re-exported.
+from pinwarden.ct._store_types import DEFAULT_CLAIM as DEFAULT_CLAIM
+from pinwarden.ct._store_types import SCHEMA_COMPONENT as SCHEMA_COMPONENT
+from pinwarden.ct._store_types import (
+    SCHEMA_VERSION,
+    DueAlert,
+    Finding,
+    FindingLog,
+    FindingRecord,
+    LeaseLostError,
+    LogProgress,
+    OutboxEvent,
+    StoredTreeHead,
+)
+from pinwarden.ct._store_url import (
+    default_sqlite_path,
+    default_store_url,
+    redact_url,
+    sqlite_path_of,
+)
+from pinwarden.errors import InputError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -81,182 +92,6 @@ __all__ = [
     "redact_url",
     "sqlite_path_of",
 ]
-
-SCHEMA_VERSION = 2
-"""The version of the tables this pinwarden reads and writes (``pinwarden_schema``, component
-``ct-monitor``). A store of version 1 is upgraded on open (version 2 only adds columns: the
-claiming worker and a de-duplication key); a store of a newer version is refused."""
-
-SCHEMA_COMPONENT = "ct-monitor"
-# Sizes and indices are stored as signed 64-bit integers (SQLite INTEGER, PostgreSQL bigint);
-# RFC 6962 allows uint64 tree sizes, but no log comes near 2**63 entries.
-_MAX_SIZE = 2**63
-DEFAULT_CLAIM = timedelta(minutes=5)
-
-
-_QUERY_PASSWORD = re.compile(r"((?:^|[&?])password=)[^&]*", re.IGNORECASE)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
-def _seconds(ttl: timedelta | float, what: str = "ttl") -> float:
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{what} must be a positive duration, got {ttl!r}")
-    return seconds
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class LeaseLostError(StoreError):
-    """The worker no longer holds the log's lease: it expired, or another worker has the
-    log now. The message starts with "lease lost"."""
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-@dataclass(frozen=True)
-class StoredTreeHead:
-    """A verified tree head as the store keeps it. ``blob`` is the log client's own
-    encoding of it (signature included), opaque to the store."""
-
-    tree_size: int
-    root_hash: bytes
-    blob: bytes = b""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.tree_size < _MAX_SIZE:
-            raise ValueError(f"tree_size {self.tree_size} is out of range")
-
-
-@dataclass(frozen=True)
-class LogProgress:
-    """Where the monitor is in one log. ``head`` is None until a tree head was verified
-    (so a freshly registered log is told apart from one at position 0)."""
-
-    log_id: bytes
-    position: int
-    head: StoredTreeHead | None
-    compact_range: bytes | None
-    lease_owner: str | None
-    lease_expires: datetime | None
-    updated_at: datetime | None
-
-    @property
-    def log_id_b64(self) -> str:
-        return _b64(self.log_id)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A certificate matching the watch list, as found at entry ``index`` of the batch's log.
-
-    ``verdict`` is the monitor's (``expected``/``unexpected``...), ``reasons`` why;
-    ``serial`` is hex; ``spki_pin`` is ``sha256/<base64>``; ``watch_items`` are the watch
-    list entries it matched (their text). The certificate is kept whole in ``pem``.
-    """
-
-    tbs_hash: bytes
-    index: int
-    verdict: str
-    reasons: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()
-    issuer: str = ""
-    serial: str = ""
-    not_before: datetime | None = None
-    not_after: datetime | None = None
-    cert_sha256: bytes = b""
-    spki_pin: str = ""
-    pem: str = ""
-    watch_items: tuple[str, ...] = ()
-    is_precert: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.tbs_hash:
-            raise ValueError("a finding needs its TBS hash")
-        if not 0 <= self.index < _MAX_SIZE:
-            raise ValueError(f"entry index {self.index} is out of range")
-        for name in ("not_before", "not_after"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, _aware(value, name))
-
-
-@dataclass(frozen=True)
-class FindingLog:
-    """One sighting of a finding: the log, the entry index, when it was committed."""
-
-    log_id: bytes
-    index: int
-    seen_at: datetime
-
-
-@dataclass(frozen=True)
-class FindingRecord:
-    """A stored finding: the details as first seen (``finding.index`` is its index in the
-    log of the first sighting), when, and every sighting in every log, oldest first."""
-
-    finding: Finding
-    first_seen: datetime
-    logs: tuple[FindingLog, ...]
-
-
-@dataclass(frozen=True)
-class OutboxEvent:
-    """An alert to queue, one delivery per channel in ``channels``.
-
-    With ``tbs_hash`` set the event belongs to that finding and is queued only if the
-    finding is new in the same :meth:`Store.commit_batch` (and at most once per kind and
-    finding in it); without it (log misbehaviour, a stalled log) it is queued unless its
-    ``dedup_key`` was queued before. ``payload`` must be JSON-ready.
-    """
-
-    kind: str
-    payload: Mapping[str, Any]
-    channels: tuple[str, ...]
-    tbs_hash: bytes | None = None
-    log_id: bytes | None = None
-    dedup_key: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.kind:
-            raise ValueError("an event needs a kind")
-        if self.dedup_key == "":
-            raise ValueError(f"event {self.kind!r}: a dedup_key must not be empty")
-        if not self.channels or any(not c for c in self.channels):
-            raise ValueError(f"event {self.kind!r} needs at least one named channel")
-        if len(set(self.channels)) != len(self.channels):
-            raise ValueError(f"event {self.kind!r} names a channel twice: {self.channels}")
-
-    def payload_json(self) -> str:
-        try:
-            return json.dumps(self.payload, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"payload of event {self.kind!r} is not JSON-ready: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class DueAlert:
-    """An alert due on one channel. ``attempts`` counts the earlier tries on this channel,
-    ``last_error`` the last failure's message."""
-
-    id: int
-    channel: str
-    kind: str
-    payload: dict[str, Any] = field(hash=False)
-    created: datetime
-    attempts: int = 0
-    last_error: str | None = None
-    tbs_hash: bytes | None = None
-    log_id: bytes | None = None
 
 
 # -- the interface ----------------------------------------------------------------------------
@@ -397,157 +232,7 @@ class Store(abc.ABC):
         """Record a failed attempt and when to try again (the claim ends)."""
 
 
-# -- checks shared by the back-ends -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Current:
-    """The stored row of a log, as the back-ends read it inside a batch's transaction."""
-
-    position: int
-    tree_size: int | None
-    root_hash: bytes | None
-    lease_owner: str | None
-    lease_live: bool
-
-
-def _check_batch(
-    log_id: bytes,
-    current: _Current | None,
-    position: int,
-    head: StoredTreeHead,
-    worker_id: str | None,
-) -> None:
-    name = _b64(log_id)
-    if current is None:
-        raise StoreError(f"log {name} is not registered in the store (register_logs first)")
-    if worker_id is not None:
-        if current.lease_owner != worker_id or not current.lease_live:
-            raise LeaseLostError(
-                f"lease lost: worker {worker_id!r} no longer holds log {name}"
-                + (f" (held by {current.lease_owner!r})" if current.lease_live else "")
-            )
-    elif current.lease_live:
-        raise LeaseLostError(
-            f"lease lost: log {name} is leased to {current.lease_owner!r}; "
-            "commit with that worker_id"
-        )
-    if position < current.position:
-        raise StoreError(
-            f"log {name}: position would move back from {current.position} to {position}"
-        )
-    if position > head.tree_size:
-        raise StoreError(
-            f"log {name}: position {position} is past the verified tree size {head.tree_size}"
-        )
-    if current.tree_size is not None:
-        if head.tree_size < current.tree_size:
-            raise StoreError(
-                f"log {name}: tree head would shrink from {current.tree_size} to {head.tree_size}"
-            )
-        if head.tree_size == current.tree_size and head.root_hash != current.root_hash:
-            raise StoreError(
-                f"log {name}: a second root hash for tree size {head.tree_size} "
-                "(a fork must be reported, not stored)"
-            )
-
-
-def _new_findings(
-    findings: Sequence[Finding], inserted: Sequence[bool]
-) -> tuple[tuple[Finding, ...], set[bytes]]:
-    new = tuple(f for f, was_new in zip(findings, inserted, strict=True) if was_new)
-    return new, {f.tbs_hash for f in new}
-
-
-def _events_to_queue(
-    events: Sequence[OutboxEvent], findings: Sequence[Finding], new_hashes: set[bytes]
-) -> list[OutboxEvent]:
-    batch = {f.tbs_hash for f in findings}
-    queued: list[OutboxEvent] = []
-    seen: set[tuple[str, bytes]] = set()
-    for event in events:
-        if event.tbs_hash is not None:
-            if event.tbs_hash not in batch:
-                raise ValueError(
-                    f"event {event.kind!r} is tied to TBS hash {event.tbs_hash.hex()}, "
-                    "which is not among the batch's findings"
-                )
-            key = (event.kind, event.tbs_hash)
-            if event.tbs_hash not in new_hashes or key in seen:
-                continue
-            seen.add(key)
-        queued.append(event)
-    return queued
-
-
-def _check_worker(worker_id: str) -> None:
-    if not worker_id:
-        raise ValueError("worker_id must be a non-empty string")
-
-
-def _lease_lost(worker_id: str, log_id: bytes) -> LeaseLostError:
-    return LeaseLostError(f"lease lost: worker {worker_id!r} no longer holds log {_b64(log_id)}")
-
-
-def _check_enqueue(events: Sequence[OutboxEvent]) -> None:
-    for event in events:
-        if event.tbs_hash is not None:
-            raise ValueError(
-                f"event {event.kind!r} is tied to a finding: queue it with commit_batch, "
-                "which queues it only if the finding is new"
-            )
-
-
 # -- opening --------------------------------------------------------------------------------
-
-
-def default_sqlite_path() -> Path:
-    """``$XDG_STATE_HOME/pinwarden/monitor.sqlite3``, by default
-    ``~/.local/state/pinwarden/monitor.sqlite3``."""
-    state = os.environ.get("XDG_STATE_HOME")
-    # The XDG spec: a relative value is invalid and must be ignored.
-    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local/state"
-    return base / "pinwarden" / "monitor.sqlite3"
-
-
-def default_store_url() -> str:
-    return "sqlite:///" + str(default_sqlite_path())
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (in the user part or a ``password=`` parameter), for
-    messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}")
-    # A stray "#" in the host moves the query into the fragment: redact both.
-    return urlunsplit(
-        parts._replace(
-            query=_QUERY_PASSWORD.sub(r"\1***", parts.query),
-            fragment=_QUERY_PASSWORD.sub(r"\1***", parts.fragment),
-        )
-    )
-
-
-def sqlite_path_of(url: str) -> Path | None:
-    """The file of a ``sqlite:`` URL (None for ``:memory:``); see the module docstring."""
-    rest = url[len("sqlite:") :]
-    if "?" in rest or "#" in rest:
-        raise InputError(f"store URL {url!r}: sqlite URLs take no query or fragment")
-    if rest in ("", "//", "///"):
-        return default_sqlite_path()
-    if not rest.startswith("///"):
-        raise InputError(
-            f"store URL {url!r}: write sqlite:///relative/path or sqlite:////absolute/path"
-        )
-    path = rest[3:]
-    if path == ":memory:":
-        return None
-    return Path(path).expanduser()
 
 
 def open_store(url: str | None = None, *, busy_timeout: float = 30.0) -> Store:

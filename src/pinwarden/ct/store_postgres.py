@@ -10,42 +10,23 @@ advances it.
 
 The tables are those of the SQLite back-end with native types (bytea, bigint, timestamptz,
 jsonb). They are created on first use under an advisory lock, so workers starting together
-do not race.
+do not race. The calls whose SQL both back-ends share are in
+:mod:`pinwarden.ct._store_sql`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pinwarden.ct.store import (
-    DEFAULT_CLAIM,
-    SCHEMA_COMPONENT,
-    SCHEMA_VERSION,
-    DueAlert,
-    Finding,
-    FindingLog,
-    FindingRecord,
-    LogProgress,
-    OutboxEvent,
-    Store,
-    StoredTreeHead,
-    _aware,
-    _check_batch,
-    _check_enqueue,
-    _check_worker,
-    _Current,
-    _events_to_queue,
-    _lease_lost,
-    _new_findings,
-    _now,
-    _seconds,
-    redact_url,
-)
+from pinwarden.ct._store_dialect import _INSERT_ALERT
+from pinwarden.ct._store_sql import _SQLStore
+from pinwarden.ct._store_types import OutboxEvent
+from pinwarden.ct._store_url import redact_url
 from pinwarden.errors import StoreError
 
 try:
@@ -126,45 +107,24 @@ _SCHEMA = (
 
 # Version 1 to 2 (as in the SQLite back-end): the claiming worker and the claim's end, and
 # a de-duplication key for events. A new store is made as version 1 and upgraded.
-_UPGRADE_TO_2 = (
+_UPGRADE_STATEMENTS = (
     "ALTER TABLE ct_alert_deliveries ADD COLUMN claimed_by text",
     "ALTER TABLE ct_alert_deliveries ADD COLUMN claimed_until timestamptz",
     "ALTER TABLE ct_alerts ADD COLUMN dedup_key text",
     "CREATE UNIQUE INDEX ct_alerts_dedup_key ON ct_alerts (dedup_key)",
 )
 
-_LOG_BY_ID = (
-    "SELECT log_id, position, tree_size, root_hash, head, compact_range, lease_owner, "
-    "lease_expires, updated_at FROM ct_logs WHERE log_id = %s"
-)
-_ALL_LOGS = (
-    "SELECT log_id, position, tree_size, root_hash, head, compact_range, lease_owner, "
-    "lease_expires, updated_at FROM ct_logs ORDER BY log_id"
-)
-_FINDING_BY_HASH = (
-    "SELECT tbs_hash, first_seen, verdict, reasons, names, issuer, serial, not_before, "
-    "not_after, cert_sha256, spki_pin, pem, watch_items, is_precert, first_log_id, first_index "
-    "FROM ct_findings WHERE tbs_hash = %s"
-)
-_OLDEST_FINDINGS = (
-    "SELECT tbs_hash, first_seen, verdict, reasons, names, issuer, serial, not_before, "
-    "not_after, cert_sha256, spki_pin, pem, watch_items, is_precert, first_log_id, first_index "
-    "FROM ct_findings ORDER BY first_seen, seq LIMIT %s"
-)
-_INSERT_FINDING = (
-    "INSERT INTO ct_findings (tbs_hash, first_seen, verdict, reasons, names, issuer, serial, "
-    "not_before, not_after, cert_sha256, spki_pin, pem, watch_items, is_precert, first_log_id, "
-    "first_index) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (tbs_hash) DO NOTHING RETURNING tbs_hash"
-)
 
-
-def _strings(value: Any) -> tuple[str, ...]:
-    return tuple(str(item) for item in value)
-
-
-class PostgresStore(Store):
+class PostgresStore(_SQLStore["psycopg.Connection[Any]"]):
     """The store in a PostgreSQL database (``url``: any libpq ``postgresql://`` URL)."""
+
+    _PARAM = "%s"
+    _CLOCK = "clock_timestamp()"
+    _FOR_UPDATE = " FOR UPDATE"
+    _FINDINGS_ORDER = "seq"
+    _NO_LIMIT = None
+    _CREATE = _SCHEMA[1:]
+    _UPGRADE_TO_2 = _UPGRADE_STATEMENTS
 
     def __init__(self, url: str, *, lock_timeout: float = 30.0) -> None:
         self.url = redact_url(url)
@@ -221,398 +181,104 @@ class PostgresStore(Store):
             except psycopg.Error as exc:
                 raise StoreError(f"{self.url}: {_message(exc)}") from None
 
-    def _init_schema(self) -> None:
-        with self._tx() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            conn.execute(_SCHEMA[0])
-            row = conn.execute(
-                "SELECT version FROM pinwarden_schema WHERE component = %s", (SCHEMA_COMPONENT,)
-            ).fetchone()
-            if row is None:
-                for statement in (*_SCHEMA[1:], *_UPGRADE_TO_2):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO pinwarden_schema (component, version) VALUES (%s, %s)",
-                    (SCHEMA_COMPONENT, SCHEMA_VERSION),
-                )
-            elif row[0] == 1:
-                for statement in _UPGRADE_TO_2:
-                    conn.execute(statement)
-                conn.execute(
-                    "UPDATE pinwarden_schema SET version = %s WHERE component = %s",
-                    (SCHEMA_VERSION, SCHEMA_COMPONENT),
-                )
-            elif row[0] != SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.url}: the store has schema version {row[0]} of {SCHEMA_COMPONENT}; "
-                    f"this pinwarden uses version {SCHEMA_VERSION}"
-                )
+    # Reads take a transaction too: a batch's rows are seen whole or not at all.
+    _read = _tx
+    _write = _tx
 
-    # -- logs and leases -----------------------------------------------------------------
+    def _schema_table(self, conn: psycopg.Connection[Any]) -> bool:
+        # Workers starting together wait here for the first to create the tables.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute(_SCHEMA[0])
+        return True
 
-    def register_logs(self, log_ids: Iterable[bytes]) -> tuple[bytes, ...]:
-        ids = list(dict.fromkeys(bytes(log_id) for log_id in log_ids))
-        added: list[bytes] = []
-        with self._tx() as conn:
-            for log_id in ids:
-                row = conn.execute(
-                    "INSERT INTO ct_logs (log_id) VALUES (%s) "
-                    "ON CONFLICT (log_id) DO NOTHING RETURNING log_id",
-                    (log_id,),
-                ).fetchone()
-                if row is not None:
-                    added.append(log_id)
-        return tuple(added)
+    # -- the dialect ---------------------------------------------------------------------
 
     @staticmethod
-    def _progress(row: Sequence[Any]) -> LogProgress:
-        log_id, position, tree_size, root_hash, head, compact, owner, expires, updated = row
-        return LogProgress(
-            log_id=bytes(log_id),
-            position=position,
-            head=None
-            if tree_size is None
-            else StoredTreeHead(tree_size, bytes(root_hash), bytes(head or b"")),
-            compact_range=None if compact is None else bytes(compact),
-            lease_owner=owner,
-            lease_expires=expires,
-            updated_at=updated,
+    def _to_db(value: datetime) -> datetime:
+        return value
+
+    @staticmethod
+    def _from_db(value: datetime) -> datetime:
+        return value
+
+    @staticmethod
+    def _span(seconds: float) -> timedelta:
+        return timedelta(seconds=seconds)
+
+    @staticmethod
+    def _json_in(value: Any) -> Jsonb:
+        return Jsonb(value)
+
+    @staticmethod
+    def _json_out(value: Any) -> Any:
+        return value
+
+    @staticmethod
+    def _payload(event: OutboxEvent) -> Jsonb:
+        event.payload_json()  # refuse a payload that is not JSON before any write
+        return Jsonb(event.payload)
+
+    def _insert_alert(self, conn: psycopg.Connection[Any], params: Sequence[Any]) -> int | None:
+        row = conn.execute(self._sql(_INSERT_ALERT) + " RETURNING id", params).fetchone()
+        return None if row is None else int(row[0])
+
+    def _sightings(self, conn: psycopg.Connection[Any], tbs_hashes: Sequence[bytes]) -> Any:
+        return conn.execute(
+            "SELECT tbs_hash, log_id, entry_index, seen_at FROM ct_findings_logs "
+            "WHERE tbs_hash = ANY(%s) ORDER BY seen_at, log_id, entry_index",
+            (list(tbs_hashes),),
         )
 
-    def progress(self, log_id: bytes) -> LogProgress | None:
-        with self._tx() as conn:
-            row = conn.execute(
-                _LOG_BY_ID,
-                (log_id,),
-            ).fetchone()
-        return None if row is None else self._progress(row)
+    # -- what PostgreSQL does its own way ------------------------------------------------
 
-    def logs(self) -> tuple[LogProgress, ...]:
-        with self._tx() as conn:
-            rows = conn.execute(_ALL_LOGS).fetchall()
-        return tuple(self._progress(row) for row in rows)
-
-    def acquire_log(
+    def _lease_free_log(
         self,
+        conn: psycopg.Connection[Any],
         worker_id: str,
-        ttl: timedelta | float,
-        *,
-        among: Collection[bytes] | None = None,
+        lease: timedelta,
+        among: Collection[bytes] | None,
     ) -> bytes | None:
-        _check_worker(worker_id)
-        lease = timedelta(seconds=_seconds(ttl))
-        if among is not None and not among:
-            return None
         wanted = None if among is None else [bytes(log_id) for log_id in among]
-        with self._tx() as conn:
-            row = conn.execute(
-                """UPDATE ct_logs SET lease_owner = %(worker)s,
-                    lease_expires = clock_timestamp() + %(lease)s
-                WHERE log_id = (
-                    SELECT log_id FROM ct_logs
-                    WHERE (lease_owner IS NULL OR lease_expires <= clock_timestamp())
-                        AND (%(any)s OR log_id = ANY(%(among)s::bytea[]))
-                    ORDER BY lease_expires ASC NULLS FIRST, log_id
-                    LIMIT 1 FOR UPDATE SKIP LOCKED)
-                RETURNING log_id""",
-                {"worker": worker_id, "lease": lease, "any": wanted is None, "among": wanted or []},
-            ).fetchone()
+        row = conn.execute(
+            """UPDATE ct_logs SET lease_owner = %(worker)s,
+                lease_expires = clock_timestamp() + %(lease)s
+            WHERE log_id = (
+                SELECT log_id FROM ct_logs
+                WHERE (lease_owner IS NULL OR lease_expires <= clock_timestamp())
+                    AND (%(any)s OR log_id = ANY(%(among)s::bytea[]))
+                ORDER BY lease_expires ASC NULLS FIRST, log_id
+                LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING log_id""",
+            {"worker": worker_id, "lease": lease, "any": wanted is None, "among": wanted or []},
+        ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def renew_lease(self, worker_id: str, log_id: bytes, ttl: timedelta | float) -> None:
-        _check_worker(worker_id)
-        lease = timedelta(seconds=_seconds(ttl))
-        with self._tx() as conn:
-            row = conn.execute(
-                "UPDATE ct_logs SET lease_expires = clock_timestamp() + %s "
-                "WHERE log_id = %s AND lease_owner = %s AND lease_expires > clock_timestamp() "
-                "RETURNING log_id",
-                (lease, log_id, worker_id),
-            ).fetchone()
-        if row is None:
-            raise _lease_lost(worker_id, log_id)
-
-    def release_lease(self, worker_id: str, log_id: bytes) -> None:
-        _check_worker(worker_id)
-        with self._tx() as conn:
-            # The release time stays in lease_expires so acquire_log rotates fairly.
-            conn.execute(
-                "UPDATE ct_logs SET lease_owner = NULL, lease_expires = clock_timestamp() "
-                "WHERE log_id = %s AND lease_owner = %s",
-                (log_id, worker_id),
-            )
-
-    # -- the batch -----------------------------------------------------------------------
-
-    def commit_batch(
+    def _claim_due(
         self,
-        log_id: bytes,
-        position: int,
-        head: StoredTreeHead,
-        compact_range: bytes,
-        findings: Sequence[Finding],
-        events: Sequence[OutboxEvent],
-        *,
-        worker_id: str | None = None,
-        now: datetime | None = None,
-    ) -> tuple[Finding, ...]:
-        if worker_id is not None:
-            _check_worker(worker_id)
-        stamp = _aware(now, "now") if now is not None else _now()
-        payloads = {id(event): Jsonb(event.payload) for event in events}
-        for event in events:
-            event.payload_json()  # refuse a payload that is not JSON before any write
-        with self._tx() as conn:
-            row = conn.execute(
-                "SELECT position, tree_size, root_hash, lease_owner, "
-                "coalesce(lease_expires > clock_timestamp(), false) "
-                "FROM ct_logs WHERE log_id = %s FOR UPDATE",
-                (log_id,),
-            ).fetchone()
-            current = None
-            if row is not None:
-                root = None if row[2] is None else bytes(row[2])
-                current = _Current(row[0], row[1], root, row[3], row[3] is not None and row[4])
-            _check_batch(log_id, current, position, head, worker_id)
-            conn.execute(
-                "UPDATE ct_logs SET position = %s, tree_size = %s, root_hash = %s, head = %s, "
-                "compact_range = %s, updated_at = %s WHERE log_id = %s",
-                (
-                    position,
-                    head.tree_size,
-                    head.root_hash,
-                    head.blob,
-                    compact_range,
-                    stamp,
-                    log_id,
-                ),
-            )
-            inserted = [self._insert_finding(conn, log_id, f, stamp) for f in findings]
-            new, new_hashes = _new_findings(findings, inserted)
-            for event in _events_to_queue(events, findings, new_hashes):
-                self._insert_event(conn, event, payloads[id(event)], stamp)
-        return new
-
-    @staticmethod
-    def _insert_finding(
-        conn: psycopg.Connection[Any], log_id: bytes, finding: Finding, stamp: datetime
-    ) -> bool:
-        row = conn.execute(
-            _INSERT_FINDING,
-            (
-                finding.tbs_hash,
-                stamp,
-                finding.verdict,
-                Jsonb(list(finding.reasons)),
-                Jsonb(list(finding.names)),
-                finding.issuer,
-                finding.serial,
-                finding.not_before,
-                finding.not_after,
-                finding.cert_sha256,
-                finding.spki_pin,
-                finding.pem,
-                Jsonb(list(finding.watch_items)),
-                finding.is_precert,
-                log_id,
-                finding.index,
-            ),
-        ).fetchone()
-        conn.execute(
-            "INSERT INTO ct_findings_logs (tbs_hash, log_id, entry_index, seen_at) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (finding.tbs_hash, log_id, finding.index, stamp),
-        )
-        return row is not None
-
-    @staticmethod
-    def _insert_event(
-        conn: psycopg.Connection[Any], event: OutboxEvent, payload: Jsonb, stamp: datetime
-    ) -> int | None:
-        """The new alert's ID, or None when its dedup_key was queued before."""
-        row = conn.execute(
-            "INSERT INTO ct_alerts (kind, payload, tbs_hash, log_id, created, dedup_key) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-            (event.kind, payload, event.tbs_hash, event.log_id, stamp, event.dedup_key),
-        ).fetchone()
-        if row is None:
-            return None
-        alert_id: int = row[0]
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO ct_alert_deliveries (alert_id, channel, next_attempt) "
-                "VALUES (%s, %s, %s)",
-                [(alert_id, channel, stamp) for channel in event.channels],
-            )
-        return alert_id
-
-    def enqueue(
-        self, events: Sequence[OutboxEvent], *, now: datetime | None = None
-    ) -> tuple[int, ...]:
-        _check_enqueue(events)
-        stamp = _aware(now, "now") if now is not None else _now()
-        for event in events:
-            event.payload_json()
-        with self._tx() as conn:
-            ids = [self._insert_event(conn, event, Jsonb(event.payload), stamp) for event in events]
-        return tuple(alert_id for alert_id in ids if alert_id is not None)
-
-    # -- findings ------------------------------------------------------------------------
-
-    def _records(
-        self, conn: psycopg.Connection[Any], query: str, params: Sequence[Any]
-    ) -> tuple[FindingRecord, ...]:
-        found = conn.execute(
-            query,
-            params,
-        ).fetchall()
-        sightings: dict[bytes, list[FindingLog]] = {}
-        if found:
-            for tbs, log_id, index, seen_at in conn.execute(
-                "SELECT tbs_hash, log_id, entry_index, seen_at FROM ct_findings_logs "
-                "WHERE tbs_hash = ANY(%s) ORDER BY seen_at, log_id, entry_index",
-                ([bytes(row[0]) for row in found],),
-            ):
-                sightings.setdefault(bytes(tbs), []).append(
-                    FindingLog(bytes(log_id), index, seen_at)
-                )
-        records = []
-        for row in found:
-            tbs = bytes(row[0])
-            finding = Finding(
-                tbs_hash=tbs,
-                index=row[15],
-                verdict=row[2],
-                reasons=_strings(row[3]),
-                names=_strings(row[4]),
-                issuer=row[5],
-                serial=row[6],
-                not_before=row[7],
-                not_after=row[8],
-                cert_sha256=bytes(row[9]),
-                spki_pin=row[10],
-                pem=row[11],
-                watch_items=_strings(row[12]),
-                is_precert=row[13],
-            )
-            records.append(FindingRecord(finding, row[1], tuple(sightings.get(tbs, ()))))
-        return tuple(records)
-
-    def finding(self, tbs_hash: bytes) -> FindingRecord | None:
-        with self._tx() as conn:
-            records = self._records(conn, _FINDING_BY_HASH, (tbs_hash,))
-        return records[0] if records else None
-
-    def findings(self, *, limit: int | None = None) -> tuple[FindingRecord, ...]:
-        with self._tx() as conn:
-            return self._records(conn, _OLDEST_FINDINGS, (limit,))
-
-    # -- the outbox ----------------------------------------------------------------------
-
-    def due_alerts(
-        self,
+        conn: psycopg.Connection[Any],
         channel: str,
-        now: datetime,
-        *,
-        limit: int = 100,
-        claim: timedelta = DEFAULT_CLAIM,
-        worker_id: str | None = None,
-    ) -> tuple[DueAlert, ...]:
-        at = _aware(now, "now")
-        span = timedelta(seconds=_seconds(claim, "claim"))
-        with self._tx() as conn:
-            rows = conn.execute(
-                """WITH due AS (
-                    SELECT alert_id FROM ct_alert_deliveries
-                    WHERE channel = %(channel)s AND delivered_at IS NULL
-                        AND next_attempt <= %(now)s
-                        AND (claimed_until IS NULL OR claimed_until <= clock_timestamp())
-                    ORDER BY alert_id LIMIT %(limit)s
-                    FOR UPDATE SKIP LOCKED)
-                UPDATE ct_alert_deliveries d
-                SET claimed_by = %(worker)s, claimed_until = clock_timestamp() + %(span)s
-                FROM due, ct_alerts a
-                WHERE d.alert_id = due.alert_id AND d.channel = %(channel)s
-                    AND a.id = d.alert_id
-                RETURNING a.id, a.kind, a.payload, a.created, d.attempts, d.last_error,
-                    a.tbs_hash, a.log_id""",
-                {
-                    "channel": channel,
-                    "now": at,
-                    "limit": limit,
-                    "worker": worker_id,
-                    "span": span,
-                },
-            ).fetchall()
-        return tuple(
-            DueAlert(
-                id=row[0],
-                channel=channel,
-                kind=row[1],
-                payload=row[2],
-                created=row[3],
-                attempts=row[4],
-                last_error=row[5],
-                tbs_hash=None if row[6] is None else bytes(row[6]),
-                log_id=None if row[7] is None else bytes(row[7]),
-            )
-            for row in sorted(rows, key=lambda r: int(r[0]))
-        )
-
-    def mark_delivered(self, alert_id: int, channel: str, *, now: datetime | None = None) -> None:
-        stamp = _aware(now, "now") if now is not None else _now()
-        with self._tx() as conn:
-            found = conn.execute(
-                "SELECT delivered_at FROM ct_alert_deliveries "
-                "WHERE alert_id = %s AND channel = %s FOR UPDATE",
-                (alert_id, channel),
-            ).fetchone()
-            if found is None:
-                raise StoreError(f"no alert {alert_id} for channel {channel!r}")
-            if found[0] is None:
-                conn.execute(
-                    "UPDATE ct_alert_deliveries SET delivered_at = %s, attempts = attempts + 1, "
-                    "claimed_by = NULL, claimed_until = NULL "
-                    "WHERE alert_id = %s AND channel = %s",
-                    (stamp, alert_id, channel),
-                )
-
-    def mark_failed(
-        self, alert_id: int, channel: str, next_attempt: datetime, *, error: str | None = None
-    ) -> None:
-        retry = _aware(next_attempt, "next_attempt")
-        with self._tx() as conn:
-            found = conn.execute(
-                "SELECT 1 FROM ct_alert_deliveries WHERE alert_id = %s AND channel = %s",
-                (alert_id, channel),
-            ).fetchone()
-            if found is None:
-                raise StoreError(f"no alert {alert_id} for channel {channel!r}")
-            conn.execute(
-                "UPDATE ct_alert_deliveries SET attempts = attempts + 1, next_attempt = %s, "
-                "last_error = %s, claimed_by = NULL, claimed_until = NULL "
-                "WHERE alert_id = %s AND channel = %s AND delivered_at IS NULL",
-                (retry, error, alert_id, channel),
-            )
-
-    def release_claims(self, worker_id: str, *, channel: str | None = None) -> int:
-        _check_worker(worker_id)
-        with self._tx() as conn:
-            cursor = conn.execute(
-                "UPDATE ct_alert_deliveries SET claimed_by = NULL, claimed_until = NULL "
-                "WHERE claimed_by = %(worker)s AND delivered_at IS NULL "
-                "AND (%(channel)s::text IS NULL OR channel = %(channel)s)",
-                {"worker": worker_id, "channel": channel},
-            )
-            return cursor.rowcount
-
-    def undelivered(self) -> dict[str, int]:
-        with self._tx() as conn:
-            rows = conn.execute(
-                "SELECT channel, count(*) FROM ct_alert_deliveries "
-                "WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel"
-            ).fetchall()
-        return {str(channel): int(count) for channel, count in rows}
+        at: datetime,
+        limit: int,
+        span: timedelta,
+        worker_id: str | None,
+    ) -> list[Any]:
+        return conn.execute(
+            """WITH due AS (
+                SELECT alert_id FROM ct_alert_deliveries
+                WHERE channel = %(channel)s AND delivered_at IS NULL
+                    AND next_attempt <= %(now)s
+                    AND (claimed_until IS NULL OR claimed_until <= clock_timestamp())
+                ORDER BY alert_id LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED)
+            UPDATE ct_alert_deliveries d
+            SET claimed_by = %(worker)s, claimed_until = clock_timestamp() + %(span)s
+            FROM due, ct_alerts a
+            WHERE d.alert_id = due.alert_id AND d.channel = %(channel)s
+                AND a.id = d.alert_id
+            RETURNING a.id, a.kind, a.payload, a.created, d.attempts, d.last_error,
+                a.tbs_hash, a.log_id""",
+            {"channel": channel, "now": at, "limit": limit, "worker": worker_id, "span": span},
+        ).fetchall()
 
 
 def _message(exc: BaseException) -> str:
