@@ -14,8 +14,6 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Callable, Coroutine
 from enum import Enum
 from pathlib import Path
@@ -24,12 +22,19 @@ from typing import Annotated, Any, TypeVar
 import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from pinwarden.cli._app import JSON_HELP
 from pinwarden.cli._common import check_timeout
-from pinwarden.cli._output import emit_json, err, out, printable
+from pinwarden.cli._ct_log_output import (
+    entry_json,
+    log_json,
+    show_entry,
+    show_head,
+    show_misbehaviour,
+    shown,
+    verify_progress,
+)
+from pinwarden.cli._output import emit_json, out
 from pinwarden.cli.ct import ct_app
 from pinwarden.cli.ct_loglist import LOG_LIST_HELP, load_for_cli
 from pinwarden.ct._http import HTTPSettings
@@ -221,152 +226,13 @@ def _run(
     try:
         return asyncio.run(main())
     except LogMisbehaviourError as exc:
-        _show_misbehaviour(log, exc, json_)
+        show_misbehaviour(log, exc, json_)
         raise typer.Exit(1) from None
 
 
-def _log_json(log: Log) -> dict[str, Any]:
-    return {
-        "description": log.description,
-        "operator": log.operator,
-        "log_id": log.log_id_b64,
-        "api": "static-ct-api" if log.tiled else "rfc6962",
-        "url": log.base_url,
-    }
-
-
-def _show_misbehaviour(log: Log, exc: LogMisbehaviourError, json_: bool) -> None:
-    message = str(exc)
-    if json_:
-        emit_json(
-            {
-                "log": _log_json(log),
-                "verified": False,
-                "misbehaviour": {"kind": exc.kind, "message": message, "evidence": exc.evidence},
-            }
-        )
-        return
-    console = out()
-    console.print(f"[red bold]MISBEHAVIOUR[/red bold] ({exc.kind}): {_shown(message)}")
-    if exc.evidence:
-        console.print("[bold]Evidence[/bold] (what the log served):")
-        for line in json.dumps(exc.evidence, indent=2, ensure_ascii=False).splitlines():
-            console.print(_shown(line))
-
-
-def _shown(text: str) -> str:
-    """Outside text (log lists, certificates, log answers) safe for rich and the terminal."""
-    return escape(printable(text))
-
-
-def _when(value: dt.datetime | None) -> str:
-    if value is None:
-        return "unknown"
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _show_head(log: Log, head: SignedTreeHead, now: dt.datetime) -> None:
-    console = out()
-    api = "static-ct-api" if log.tiled else "RFC 6962"
-    console.print(f"[bold]{_shown(log_name(log))}[/bold]  ({_shown(log.operator)}, {api})")
-    console.print(f"  url         {_shown(log.base_url or '')}")
-    console.print(f"  tree size   {head.tree_size}")
-    age = now - head.timestamp
-    console.print(f"  timestamp   {_when(head.timestamp)} ({_age(age)})")
-    console.print(f"  root hash   {base64.b64encode(head.root_hash).decode()}")
-    console.print(f"              {head.root_hash.hex()}")
-    if head.origin is not None:
-        console.print(f"  origin      {_shown(head.origin)}")
-    console.print(f"  signature   [green]verified[/green] with the key of log ID {log.log_id_b64}")
-
-
-def _age(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 0:
-        return f"{-seconds} s in the future"
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    return f"{seconds // 3600} h ago"
-
-
-def entry_json(entry: LogEntry) -> dict[str, Any]:
-    """One log entry as the documented JSON object (docs/json.md, "CT log entry")."""
-    pin = entry.spki_pin
-    serial = entry.serial
-    return {
-        "index": entry.index,
-        "timestamp": entry.timestamp_ms,
-        "timestamp_iso": _when(entry.timestamp),
-        "entry_type": "precert_entry" if entry.is_precert else "x509_entry",
-        "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
-        "dns_names": list(entry.dns_names),
-        "unicode_names": list(entry.unicode_names),
-        "issuer": entry.issuer,
-        "serial": None if serial is None else format(serial, "x"),
-        "not_before": _when(entry.not_before) if entry.not_before else None,
-        "not_after": _when(entry.not_after) if entry.not_after else None,
-        "tbs_sha256": entry.tbs_hash.hex(),
-        "spki_pin": None if pin is None else str(pin),
-        "issuer_key_hash": None if entry.issuer_key_hash is None else entry.issuer_key_hash.hex(),
-        "chain_fingerprints": [f.hex() for f in entry.chain_fingerprints],
-        "tbs": base64.b64encode(entry.tbs_der).decode(),
-        "certificate": (
-            None
-            if entry.certificate_der is None
-            else base64.b64encode(entry.certificate_der).decode()
-        ),
-        "error": entry.error,
-    }
-
-
-_UNAUTHENTICATED = "[yellow]unauthenticated (extra_data)[/yellow]"
-
-
-def _show_entry(entry: LogEntry) -> None:
-    console = out()
-    kind = "precertificate" if entry.is_precert else "certificate"
-    console.print(f"[bold]#{entry.index}[/bold]  {_when(entry.timestamp)}  {kind}")
-    pad = "    "
-    if entry.error is not None:
-        console.print(f"{pad}[red]unreadable certificate[/red]: {_shown(entry.error)}")
-    names = ", ".join(
-        name if name == uname else f"{name} ({uname})"
-        for name, uname in zip(entry.dns_names, entry.unicode_names, strict=False)
-    )
-    console.print(f"{pad}names       {_shown(names) or '[dim]none[/dim]'}")
-    if entry.issuer is not None:
-        console.print(f"{pad}issuer      {_shown(entry.issuer)}")
-    if entry.serial is not None:
-        console.print(f"{pad}serial      {entry.serial:x}")
-    if entry.not_before is not None and entry.not_after is not None:
-        console.print(f"{pad}validity    {_when(entry.not_before)} → {_when(entry.not_after)}")
-    if entry.spki_pin is not None:
-        console.print(f"{pad}pin         {entry.spki_pin}")
-    console.print(f"{pad}tbs sha256  {entry.tbs_hash.hex()}")
-    console.print(f"{pad}leaf hash   {base64.b64encode(entry.leaf_hash).decode()}")
-    # What follows came beside the leaf (get-entries extra_data, the rest of a TileLeaf):
-    # the leaf hash does not cover it, so it is shown as the log's unchecked word.
-    if entry.is_precert and entry.certificate_der is not None:
-        digest = hashlib.sha256(entry.certificate_der).hexdigest()
-        console.print(f"{pad}pre-cert    sha256 {digest}  {_UNAUTHENTICATED}")
-    if entry.chain_fingerprints:
-        count = len(entry.chain_fingerprints)
-        console.print(f"{pad}chain       {count} certificate(s)  {_UNAUTHENTICATED}")
-        for fingerprint in entry.chain_fingerprints:
-            console.print(f"{pad}            sha256 {fingerprint.hex()}")
-
-
-def _progress(total: int) -> Progress:
-    return Progress(
-        TextColumn("verifying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err(),
-        transient=True,
-        disable=not err().is_terminal or total == 0,
-    )
+def _emit_verified(log: Log, head: SignedTreeHead, **more: Any) -> None:
+    """The ``--json`` document of a command whose answers all verified."""
+    emit_json({"log": log_json(log), "verified": True, "tree_head": head.to_json(), **more})
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -396,9 +262,9 @@ def sth_command(
 
     head = _run(target, json_, work, origin, timeout, retries)
     if json_:
-        emit_json({"log": _log_json(target), "verified": True, "tree_head": head.to_json()})
+        _emit_verified(target, head)
     else:
-        _show_head(target, head, now)
+        show_head(target, head, now)
 
 
 @log_app.command("get")
@@ -441,19 +307,12 @@ def get_command(
 
     head, entries = _run(target, json_, work, origin, timeout, retries)
     if json_:
-        emit_json(
-            {
-                "log": _log_json(target),
-                "verified": True,
-                "tree_head": head.to_json(),
-                "entries": [entry_json(e) for e in entries],
-            }
-        )
+        _emit_verified(target, head, entries=[entry_json(e) for e in entries])
         return
     for position, entry in enumerate(entries):
         if position:
             out().print()
-        _show_entry(entry)
+        show_entry(entry)
 
 
 @log_app.command("verify")
@@ -491,7 +350,7 @@ def verify_command(
                 f"--end {stop} is beyond the log's signed tree head of {head.tree_size} entries"
             )
         count = 0
-        with _progress(stop - start) as progress:
+        with verify_progress(stop - start) as progress:
             task = progress.add_task("verify", total=stop - start)
             async for batch in reader.entries(start, stop, head):
                 count += len(batch.entries)
@@ -501,17 +360,7 @@ def verify_command(
     head, stop, count = _run(target, json_, work, origin, timeout, retries)
     full = start == 0 and stop == head.tree_size
     if json_:
-        emit_json(
-            {
-                "log": _log_json(target),
-                "verified": True,
-                "tree_head": head.to_json(),
-                "start": start,
-                "end": stop,
-                "entries": count,
-                "root_recomputed": full,
-            }
-        )
+        _emit_verified(target, head, start=start, end=stop, entries=count, root_recomputed=full)
         return
     how = (
         "the root recomputed from every entry equals the signed root"
@@ -519,9 +368,9 @@ def verify_command(
         else "proved part of the signed tree"
     )
     out().print(
-        f"[green]verified[/green] {_shown(log_name(target))}: entries {start}..{stop - 1} "
+        f"[green]verified[/green] {shown(log_name(target))}: entries {start}..{stop - 1} "
         f"({count}) against the tree head of size {head.tree_size}: {how}"
         if count
-        else f"[green]verified[/green] {_shown(log_name(target))}: no entries in "
+        else f"[green]verified[/green] {shown(log_name(target))}: no entries in "
         f"{start}..{stop - 1}; tree head of size {head.tree_size} verified"
     )

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import json
 import os
 import signal
 import socket
-import sys
 import threading
 import uuid
 from collections.abc import Mapping
@@ -22,10 +20,17 @@ import typer
 
 from pinwarden.caa.identities import load_identities
 from pinwarden.cli._app import JSON_HELP
-from pinwarden.cli._output import err, out, printable
+from pinwarden.cli._ct_monitor_options import (
+    alert_channels,
+    check_positive,
+    check_state,
+    parse_from,
+    start_position,
+)
+from pinwarden.cli._ct_monitor_summary import exit_status, show_summary, summary_json
+from pinwarden.cli._output import err, printable
 from pinwarden.cli.ct import ct_app
 from pinwarden.cli.ct_loglist import LOG_LIST_HELP, load_for_cli
-from pinwarden.ct.alerts import Channel, StdoutChannel, parse_alert_spec
 from pinwarden.ct.logs import Log, LogList
 from pinwarden.ct.metrics import MetricsServer, MonitorMetrics
 from pinwarden.ct.monitor import Monitor, MonitorConfig, MonitorObserver, MonitorSummary
@@ -38,7 +43,6 @@ from pinwarden.ct.store import (
 )
 from pinwarden.ct.watch import WatchList
 from pinwarden.errors import InputError
-from pinwarden.policy import parse_iso_datetime
 
 __all__ = ["exit_status", "monitor_command", "summary_json"]
 
@@ -56,6 +60,7 @@ _ALERT_HELP = (
 )
 _MAX_PARALLEL_LOGS = 1000
 _MAX_SLOTS = 64
+_parse_from = parse_from  # the name the tests have always imported it by
 
 
 class _Observers:
@@ -93,68 +98,6 @@ class _Observers:
 
 def _note(message: str) -> None:
     err().print(f"pinwarden: {printable(message)}", markup=False, soft_wrap=True)
-
-
-def _start(start_at_end: bool, from_start: bool, from_date: str | None) -> str | dt.datetime:
-    chosen = [
-        name
-        for name, given in (
-            ("--start-at-end", start_at_end),
-            ("--from-start", from_start),
-            ("--from", from_date is not None),
-        )
-        if given
-    ]
-    if len(chosen) > 1:
-        raise InputError(f"{' and '.join(chosen)} cannot be combined: choose where to start")
-    if from_start:
-        return "start"
-    if from_date is None:
-        return "end"
-    return _parse_from(from_date)
-
-
-def _parse_from(text: str) -> dt.datetime:
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            when = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.timezone.utc)
-        else:
-            when = parse_iso_datetime(value)
-    except ValueError:
-        raise InputError(
-            f"--from {text!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime"
-        ) from None
-    if when.tzinfo is None:
-        raise InputError(f"--from {text!r} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
-    try:
-        return when.astimezone(dt.timezone.utc)
-    except OverflowError:
-        raise InputError(f"--from {text!r} is out of range") from None
-
-
-def _check_state(url: str) -> None:
-    """Refuse a state URL the store could never open before anything is downloaded."""
-    scheme = url.partition(":")[0].lower() if ":" in url else ""
-    if scheme == "sqlite":
-        sqlite_path_of(url)
-    elif scheme not in ("postgresql", "postgres"):
-        raise InputError(
-            f"--state {redact_url(url)!r}: unknown scheme {scheme or '(none)'!r}; use "
-            "sqlite:///path/to/file.sqlite3 or postgresql://user@host/database"
-        )
-
-
-def _channels(specs: list[str], json_: bool) -> tuple[Channel, ...]:
-    channels = tuple(parse_alert_spec(spec) for spec in specs)
-    if not channels:
-        return (StdoutChannel(json_lines=json_),)
-    names = [channel.name for channel in channels]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        # The outbox keys deliveries by channel name: two equal channels would be one.
-        raise InputError(f"--alert {repeated[0]!r} is given twice")
-    return channels
 
 
 class _WorkerSlot:
@@ -246,82 +189,6 @@ def _boot_id() -> str:
     except (OSError, UnicodeDecodeError):
         return "-"
     return text if text and len(text) <= 64 and text.isprintable() and " " not in text else "-"
-
-
-def _positive(value: float, option: str, limit: float) -> None:
-    if not value == value or not 0 < value <= limit:  # also refuses NaN
-        raise InputError(f"{option} {value}: give a number more than 0 and at most {limit:g}")
-
-
-def exit_status(summary: MonitorSummary) -> int:
-    """1 when this run found an unexpected certificate or a log misbehaved, else 3 when a log
-    could not be read at all, was left to another worker or stopped on this side (state or
-    finding files), or an alert is still undelivered (also one queued for a channel not
-    given), else 0."""
-    if summary.unexpected_new or summary.misbehaving_logs:
-        return 1
-    if (
-        summary.unreachable_logs
-        or summary.leased_logs
-        or summary.incomplete_logs
-        or summary.alerts_pending
-        or summary.alerts_stranded
-    ):
-        return 3
-    return 0
-
-
-def summary_json(summary: MonitorSummary) -> dict[str, Any]:
-    """The ``--json`` summary line (docs/json.md, "ct monitor")."""
-    return {
-        "event": "summary",
-        "logs": summary.logs,
-        "entries": summary.entries,
-        "findings_new": summary.findings_new,
-        "unexpected_new": summary.unexpected_new,
-        "misbehaving_logs": list(summary.misbehaving_logs),
-        "unreachable_logs": list(summary.unreachable_logs),
-        "leased_logs": list(summary.leased_logs),
-        "incomplete_logs": list(summary.incomplete_logs),
-        "alerts_pending": summary.alerts_pending,
-        "alerts_stranded": summary.alerts_stranded,
-        "exit_status": exit_status(summary),
-    }
-
-
-def _show_summary(summary: MonitorSummary, json_: bool) -> None:
-    if json_:
-        # One line: stdout stays a stream of JSON lines after the alerts.
-        sys.stdout.write(json.dumps(summary_json(summary)) + "\n")
-        sys.stdout.flush()
-        return
-    console = out()
-    findings = f"{summary.findings_new:,} new finding" + ("" if summary.findings_new == 1 else "s")
-    console.print(
-        f"ct monitor: {summary.logs:,} logs, {summary.entries:,} entries read, {findings} "
-        f"({summary.unexpected_new:,} unexpected)",
-        markup=False,
-    )
-    for title, logs in (
-        ("misbehaving logs", summary.misbehaving_logs),
-        ("logs that could not be read", summary.unreachable_logs),
-        ("logs not read, held by another worker", summary.leased_logs),
-        ("logs stopped on this side (state or files; retried next run)", summary.incomplete_logs),
-    ):
-        if logs:
-            console.print(f"  {title}: {', '.join(printable(n) for n in logs)}", markup=False)
-    if summary.alerts_pending:
-        console.print(
-            f"  alerts not delivered yet: {summary.alerts_pending:,} (kept in the state; "
-            "retried on the next run)",
-            markup=False,
-        )
-    if summary.alerts_stranded:
-        console.print(
-            f"  alerts queued for channels not given: {summary.alerts_stranded:,} (not "
-            "delivered by this monitor; see the warning on stderr)",
-            markup=False,
-        )
 
 
 async def _run(monitor: Monitor) -> tuple[MonitorSummary, bool]:
@@ -471,15 +338,15 @@ def monitor_command(
     monitor or stopped on this side (state, files), or an alert is still undelivered or
     queued for a channel not given (with --once).
     """
-    started = _start(start_at_end, from_start, from_date)
-    _positive(poll, "--poll", 86400)
+    started = start_position(start_at_end, from_start, from_date)
+    check_positive(poll, "--poll", 86400)
     if not 1 <= parallel_logs <= _MAX_PARALLEL_LOGS:
         raise InputError(f"--parallel-logs {parallel_logs}: give 1 to {_MAX_PARALLEL_LOGS}")
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         raise InputError(f"--metrics-port {metrics_port}: a port is a number from 0 to 65535")
     store_url = state if state is not None else default_store_url()
-    _check_state(store_url)
-    channels = _channels(alert or [], json_)
+    check_state(store_url)
+    channels = alert_channels(alert or [], json_)
     watch_list = WatchList.load(watch)
     if not watch_list.items:
         raise InputError(f"{watch}: the watch list has no entry")
@@ -528,7 +395,7 @@ def monitor_command(
         if server is not None:
             server.stop()
         slot.release()
-    _show_summary(summary, json_)
+    show_summary(summary, json_)
     if signalled:
         _note("stopped")
         return

@@ -20,7 +20,6 @@ import struct
 import sys
 import threading
 import time
-from types import TracebackType
 from typing import Any, Literal, NamedTuple, get_args
 
 import dns.edns
@@ -36,6 +35,8 @@ import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
 import dns.rdtypes.ANY.DNAME
 import dns.resolver
+
+from pinwarden.testing._loopback import Running, ServingThread, bind
 
 __all__ = ["DNSServer", "Fault", "ReceivedQuery"]
 
@@ -89,7 +90,7 @@ def _formerr(wire: bytes) -> bytes | None:
     return _HEADER.pack(ident, flags, 0, 0, 0, 0)
 
 
-class DNSServer:
+class DNSServer(Running):
     """A DNS server on 127.0.0.1 (or another loopback ``host``), UDP and TCP on one port,
     serving records added with :meth:`add` / :meth:`add_raw`, with per-name faults
     (:meth:`fail`), an optional AD bit (:meth:`set_ad`) and an optional ``delay`` before
@@ -120,18 +121,15 @@ class DNSServer:
         self._due_lock = threading.Condition()
         self._seq = itertools.count()
         self._sender: threading.Thread | None = None
-        self._threads: list[threading.Thread] = []
         self._udp, self._tcp = self._bind(host, port)
+        self._serving = (ServingThread(self._udp, _POLL), ServingThread(self._tcp, _POLL))
 
     def _bind(self, host: str, port: int) -> tuple[_UDPServer, _TCPServer]:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        udp_class = type("_UDP", (_UDPServer,), {"address_family": family})
-        tcp_class = type("_TCP", (_TCPServer,), {"address_family": family})
         # A free UDP port may be taken for TCP: try a few until both bind.
         for _ in range(20 if port == 0 else 1):
-            udp: _UDPServer = udp_class((host, port), _UDPHandler)
+            udp = bind(_UDPServer, host, port, _UDPHandler)
             try:
-                tcp: _TCPServer = tcp_class((host, udp.server_address[1]), _TCPHandler)
+                tcp = bind(_TCPServer, host, int(udp.server_address[1]), _TCPHandler)
             except OSError:
                 udp.server_close()
                 if port:
@@ -272,37 +270,16 @@ class DNSServer:
                 sock.sendto(reply, address)
 
     def start(self) -> DNSServer:
-        if not self._threads:
-            for server in (self._udp, self._tcp):
-                thread = threading.Thread(
-                    target=server.serve_forever, kwargs={"poll_interval": _POLL}, daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
+        for serving in self._serving:
+            serving.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._threads:
-            self._udp.shutdown()
-            self._tcp.shutdown()
-            for thread in self._threads:
-                thread.join(5)
-            self._threads = []
-        self._udp.server_close()
-        # Connection threads see _stopping within _POLL seconds, close their socket and end.
-        self._tcp.server_close()
-
-    def __enter__(self) -> DNSServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        # TCP connection threads see _stopping within _POLL seconds, close their socket
+        # and end.
+        for serving in self._serving:
+            serving.stop()
 
     # -- answering -------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -32,14 +31,21 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+
+from pinwarden.testing._loopback import Running
+from pinwarden.testing._postgres_setup import (
+    Account,
+    PostgresBinaries,
+    PostgresUnavailable,
+    account_for,
+    find_postgres,
+    free_port,
+    traversable_by_others,
+)
 
 __all__ = ["PostgresBinaries", "PostgresServer", "PostgresUnavailable", "find_postgres"]
 
-_ENV_BIN = "PINWARDEN_POSTGRES_BIN"
-_SEARCH_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin")
 _SETTINGS: dict[str, str] = {
     "fsync": "off",
     "full_page_writes": "off",
@@ -52,111 +58,7 @@ _SETTINGS: dict[str, str] = {
 _STOP_TIMEOUT = 15.0
 
 
-class PostgresUnavailable(RuntimeError):
-    """PostgreSQL's server binaries (``initdb``, ``postgres``) are not installed, or the
-    server could not be started. The message says which and how to install them."""
-
-
-@dataclass(frozen=True)
-class PostgresBinaries:
-    """Where ``initdb`` and ``postgres`` were found."""
-
-    bin_dir: Path
-
-    @property
-    def initdb(self) -> Path:
-        return self.bin_dir / "initdb"
-
-    @property
-    def postgres(self) -> Path:
-        return self.bin_dir / "postgres"
-
-
-def _version_key(path: Path) -> tuple[int, ...]:
-    # /usr/lib/postgresql/15/bin -> (15,): newest installed major version first.
-    digits = path.parent.name.split(".")
-    return tuple(int(d) for d in digits if d.isdigit())
-
-
-def _has_binaries(directory: Path) -> bool:
-    return all(os.access(directory / name, os.X_OK) for name in ("initdb", "postgres"))
-
-
-def find_postgres() -> PostgresBinaries:
-    """The directory holding ``initdb`` and ``postgres``; raises :class:`PostgresUnavailable`
-    with an install hint when there is none."""
-    override = os.environ.get(_ENV_BIN)
-    if override:
-        directory = Path(override)
-        if _has_binaries(directory):
-            return PostgresBinaries(directory)
-        raise PostgresUnavailable(
-            f"{_ENV_BIN}={override} does not hold executable initdb and postgres"
-        )
-    on_path = shutil.which("initdb")
-    if on_path is not None:
-        # Debian links only some binaries into PATH; resolve to the real bin directory.
-        directory = Path(on_path).resolve().parent
-        if _has_binaries(directory):
-            return PostgresBinaries(directory)
-    for pattern in _SEARCH_GLOBS:
-        root = Path("/")
-        matches = sorted(root.glob(pattern.lstrip("/")), key=_version_key, reverse=True)
-        for directory in matches:
-            if _has_binaries(directory):
-                return PostgresBinaries(directory)
-    raise PostgresUnavailable(
-        "PostgreSQL server binaries (initdb, postgres) not found in $PINWARDEN_POSTGRES_BIN, "
-        "PATH, /usr/lib/postgresql/*/bin or /usr/local/pgsql/bin; install them "
-        "(Debian/Ubuntu: apt-get install postgresql)"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class _Account:
-    name: str
-    uid: int
-    gid: int
-    home: str
-
-
-def _account_for(run_as: str | None) -> _Account | None:
-    """The account to run PostgreSQL as: None to stay ourselves (not root), else an
-    unprivileged one, because postgres exits at once when started as root."""
-    if run_as is None and os.geteuid() != 0:
-        return None
-    candidates = [run_as] if run_as is not None else ["postgres", "nobody"]
-    for name in candidates:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        if entry.pw_uid == 0:
-            raise PostgresUnavailable(f"cannot run PostgreSQL as {name!r}: it is root")
-        return _Account(name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
-    raise PostgresUnavailable(
-        f"running as root and no unprivileged account ({', '.join(candidates)}) to run "
-        "PostgreSQL as; pass run_as= an existing account"
-    )
-
-
-def _traversable_by_others(directory: Path) -> bool:
-    """Whether an unprivileged account can reach ``directory`` (every ancestor has o+x)."""
-    for part in (directory, *directory.parents):
-        with contextlib.suppress(OSError):
-            if not part.stat().st_mode & 0o001:
-                return False
-    return True
-
-
-class PostgresServer:
+class PostgresServer(Running):
     """A PostgreSQL cluster of its own, for the length of a ``with`` block.
 
     ``url`` is ``postgresql://<user>@127.0.0.1:<port>/<database>`` (the ``postgres``
@@ -181,7 +83,7 @@ class PostgresServer:
         self._run_as = run_as
         self._settings = {**_SETTINGS, **(settings or {})}
         self._startup_timeout = startup_timeout
-        self._account: _Account | None = None
+        self._account: Account | None = None
         self._tmp: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: Path | None = None
@@ -220,25 +122,13 @@ class PostgresServer:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def __enter__(self) -> PostgresServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self) -> None:
         if self._process is not None:
             raise RuntimeError("the PostgreSQL server is already running")
         binaries = find_postgres()
-        self._account = _account_for(self._run_as)
+        self._account = account_for(self._run_as)
         base = Path(tempfile.gettempdir())
-        if self._account is not None and not _traversable_by_others(base):
+        if self._account is not None and not traversable_by_others(base):
             base = Path("/tmp")  # noqa: S108 - TMPDIR is private; the account must reach it
         self._tmp = Path(tempfile.mkdtemp(prefix="pinwarden-pg-", dir=base))
         try:
@@ -248,7 +138,7 @@ class PostgresServer:
             self._initdb(binaries)
             # A free port can be taken between the probe and postgres' bind: try again.
             for attempt in range(3):
-                self.port = _free_port()
+                self.port = free_port()
                 try:
                     self._launch(binaries)
                     break

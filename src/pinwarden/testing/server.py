@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import ipaddress
-import socket
 import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from cryptography import x509
 
+from pinwarden.testing._loopback import Running, ServingThread, bind, is_loopback
 from pinwarden.testing.ca import Issued
 
 __all__ = ["ReceivedRequest", "TLSServer"]
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -90,7 +79,7 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
         pass
 
 
-class TLSServer:
+class TLSServer(Running):
     """An HTTPS/1.1 server on 127.0.0.1 (or another loopback address: ``host``) serving
     ``issued``'s chain, answering every GET, POST or PUT with 200 and ``response_body``,
     and recording what it received.
@@ -109,7 +98,7 @@ class TLSServer:
         maximum_version: ssl.TLSVersion | None = None,
         response_body: bytes = b"hello from the pinwarden test server\n",
     ) -> None:
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise ValueError(f"the test server only listens on loopback, not {host!r}")
         self.host = host
         self.response_body = response_body
@@ -119,11 +108,9 @@ class TLSServer:
         self.handshakes = 0
         self.failed_handshakes = 0
         self.serve(issued, extra=extra)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server_class = type("_Server", (_HTTPServer,), {"address_family": family})
-        self._httpd: _HTTPServer = server_class((host, port), _Handler, bind_and_activate=True)
+        self._httpd = bind(_HTTPServer, host, port, _Handler)
         self._httpd.owner = self
-        self._thread: threading.Thread | None = None
+        self._serving = ServingThread(self._httpd)
 
     def serve(self, issued: Issued, *, extra: Sequence[x509.Certificate | bytes] = ()) -> None:
         """Serve another chain from now on (new connections only)."""
@@ -143,30 +130,11 @@ class TLSServer:
         return f"https://{hostname}:{self.port}{path}"
 
     def start(self) -> TLSServer:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> TLSServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._serving.stop()
 
     def _record(self, request: ReceivedRequest) -> None:
         with self._lock:
