@@ -28,8 +28,9 @@ __all__ = [
 ]
 
 
-def parse_when(text: str | None) -> dt.datetime:
-    """``--at``: a date (its start, UTC) or an ISO 8601 datetime; now when None."""
+def parse_when(text: str | None, option: str = "--at") -> dt.datetime:
+    """``--at`` (or ``option``): a date (its start, UTC) or an ISO 8601 datetime with an
+    offset; now when None."""
     if text is None:
         return dt.datetime.now(dt.timezone.utc)
     value = text.strip()
@@ -39,16 +40,18 @@ def parse_when(text: str | None) -> dt.datetime:
         else:
             when = parse_iso_datetime(value)
     except ValueError:
-        raise InputError(f"--at {text!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime") from None
+        raise InputError(
+            f"{option} {text!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime"
+        ) from None
     if when.tzinfo is None:
-        raise InputError(f"--at {text!r} needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
+        raise InputError(f"{option} {text!r} needs a UTC offset (e.g. 2027-01-01T00:00:00Z)")
     try:
         utc = when.astimezone(dt.timezone.utc)
         # Leave room for the date arithmetic of the commands (a year of policy lifetime).
         utc + dt.timedelta(days=800)
         utc - dt.timedelta(days=800)
     except OverflowError:
-        raise InputError(f"--at {text!r} is out of range") from None
+        raise InputError(f"{option} {text!r} is out of range") from None
     return utc
 
 

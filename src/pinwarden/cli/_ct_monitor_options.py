@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pinwarden.cli._common import parse_when
 from pinwarden.ct.alerts import Channel, StdoutChannel, parse_alert_spec
 from pinwarden.ct.store import redact_url, sqlite_path_of
 from pinwarden.errors import InputError
-from pinwarden.policy import parse_iso_datetime
 
 __all__ = ["alert_channels", "check_positive", "check_state", "parse_from", "start_position"]
 
@@ -37,22 +37,8 @@ def start_position(
 
 
 def parse_from(text: str) -> dt.datetime:
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            when = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.timezone.utc)
-        else:
-            when = parse_iso_datetime(value)
-    except ValueError:
-        raise InputError(
-            f"--from {text!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime"
-        ) from None
-    if when.tzinfo is None:
-        raise InputError(f"--from {text!r} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
-    try:
-        return when.astimezone(dt.timezone.utc)
-    except OverflowError:
-        raise InputError(f"--from {text!r} is out of range") from None
+    """``--from``: read like ``--at`` (a date, or an ISO 8601 datetime with an offset)."""
+    return parse_when(text, "--from")
 
 
 def check_state(url: str) -> None:
