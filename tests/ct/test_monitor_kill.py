@@ -12,6 +12,7 @@ its logs and its unsettled alert claims back at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -170,7 +171,10 @@ def _alert_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 
 def _stored_alert_ids(url: str) -> list[int]:
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+    with (
+        contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as connection,
+        connection,
+    ):
         rows = connection.execute("SELECT id FROM ct_alerts WHERE kind = 'discovered'")
         return [row[0] for row in rows]
 

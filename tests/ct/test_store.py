@@ -3,6 +3,7 @@ server (started by the test kit), plus what is particular to each back-end."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -612,7 +613,7 @@ def test_a_store_of_another_schema_version_is_refused(
     if url.startswith("sqlite"):
         path = sqlite_path_of(url)
         assert path is not None
-        with sqlite3.connect(path) as conn:
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
             conn.execute("UPDATE pinwarden_schema SET version = 99")
         conn.close()
     else:
@@ -630,7 +631,7 @@ def test_a_version_1_store_is_upgraded(url: str) -> None:
         path = sqlite_path_of(url)
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path) as conn:
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
             conn.executescript(
                 "CREATE TABLE pinwarden_schema (component TEXT PRIMARY KEY, version INTEGER);"
                 + SQLITE_V1
@@ -666,7 +667,7 @@ def test_a_version_1_store_is_upgraded(url: str) -> None:
     with open_store(url) as store:  # opened again: already upgraded
         assert len(store.due_alerts("stdout", T0)) == 2
     if url.startswith("sqlite"):
-        with sqlite3.connect(str(sqlite_path_of(url))) as conn:
+        with contextlib.closing(sqlite3.connect(str(sqlite_path_of(url)))) as conn, conn:
             (version,) = conn.execute("SELECT version FROM pinwarden_schema").fetchone()
         conn.close()
         assert version == SCHEMA_VERSION == 2
@@ -716,7 +717,7 @@ def test_bad_store_urls(url: str, message: str) -> None:
 
 def test_sqlite_store_uses_wal(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path}/s.db"):
-        with sqlite3.connect(tmp_path / "s.db") as conn:
+        with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as conn, conn:
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         conn.close()
 

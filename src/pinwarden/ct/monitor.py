@@ -181,7 +181,14 @@ class Monitor:
         self._stop = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
-        store = await in_thread(open_store, config.store_url)
+        opening = asyncio.ensure_future(asyncio.to_thread(open_store, config.store_url))
+        try:
+            store = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # Stopped while the store was opening: close it once it is open, never leak it.
+            with contextlib.suppress(Exception):
+                (await opening).close()
+            raise
         try:
             # Before the dispatcher claims anything in this worker's name.
             await self._release_own(store)
@@ -440,6 +447,14 @@ class Monitor:
     async def _shutdown(
         self, store: Store, delivering: asyncio.Task[None], renewing: asyncio.Task[None]
     ) -> None:
+        try:
+            await self._stop_everything(store, delivering, renewing)
+        finally:
+            await in_thread(store.close)
+
+    async def _stop_everything(
+        self, store: Store, delivering: asyncio.Task[None], renewing: asyncio.Task[None]
+    ) -> None:
         sessions = list(self._sessions)
         for task in sessions:
             task.cancel()
@@ -459,4 +474,3 @@ class Monitor:
         await asyncio.gather(delivering, renewing, return_exceptions=True)
         for track in self._tracks.values():
             await self._close_reader(track)
-        await in_thread(store.close)
