@@ -169,7 +169,7 @@ def _row(result: Result) -> tuple[str, ...]:
             f"{result.sequential_s:.2f} s (bare cryptography)",
             f"{result.items / result.concurrent_s:.0f} entries/s",
             f"{result.speedup:.2f}× bare throughput",
-            f"≥ {result.target:g}×",
+            f"≥ {result.target:.2g}×",
             _yes_no(result.met),
         )
     if isinstance(result, SpeedupResult):
