@@ -55,6 +55,16 @@ class Kit:
         chosen = list(logs) if logs is not None else [self.google, self.cloudflare]
         return issue_with_scts(self.issuing, "localhost", chosen, **kwargs)
 
+    def host(self, server: TLSServer, cafile: str | None = None) -> list[str]:
+        """The arguments that check ``server``, trusting this kit's root and logs."""
+        return [
+            f"localhost:{server.port}",
+            "--cafile",
+            cafile or self.cafile,
+            "--log-list",
+            self.log_list(),
+        ]
+
     def write(self, name: str, *certs: Any) -> str:
         path = self.dir / name
         path.write_bytes(pem(*certs))
@@ -515,7 +525,8 @@ def test_a_duplicated_extension_does_not_stop_the_check(
     assert data["certificate"]["is_ca"] is False
     with TLSServer(issued) as server:
         code, data = run_json(
-            capsys, f"localhost:{server.port}", "--cafile", kit.cafile, "--log-list", kit.log_list()
+            capsys,
+            *kit.host(server),
         )
     assert code == 0
     assert [s["status"] for s in data["scts"]] == ["valid", "valid"]
@@ -541,17 +552,7 @@ def test_a_leaf_with_an_unknown_version_from_a_host_is_an_input_error(
         issued.cert, issued.key, issued.chain, issued.root, with_version(issued.cert, 113)
     )
     with TLSServer(raw) as server:
-        code = main(
-            [
-                "ct",
-                "check",
-                f"localhost:{server.port}",
-                "--cafile",
-                kit.cafile,
-                "--log-list",
-                kit.log_list(),
-            ]
-        )
+        code = main(["ct", "check", *kit.host(server)])
     err = capsys.readouterr().err
     assert code == 2
     assert "leaf certificate: cryptography cannot read it: 113 is not a valid X509 version" in err
@@ -568,11 +569,7 @@ def test_an_extra_certificate_with_an_unknown_version_is_skipped(
     with TLSServer(issued, extra=[odd]) as server:
         code, data = run_json(
             capsys,
-            f"localhost:{server.port}",
-            "--cafile",
-            str(elsewhere),
-            "--log-list",
-            kit.log_list(),
+            *kit.host(server, str(elsewhere)),
         )
     assert code == 0
     assert data["issuer_from"] == "the chain the server sent"
@@ -647,18 +644,7 @@ def test_an_altered_leaf_from_a_host_is_a_bad_signature(
     issued = kit.issue()
     served = dataclasses.replace(issued, cert=altered(issued.cert))
     with TLSServer(served) as server:
-        code = main(
-            [
-                "ct",
-                "check",
-                f"localhost:{server.port}",
-                "--cafile",
-                kit.cafile,
-                "--log-list",
-                kit.log_list(),
-                "--json",
-            ]
-        )
+        code = main(["ct", "check", *kit.host(server), "--json"])
     captured = capsys.readouterr()
     data = json.loads(captured.out)
     assert code == 1
@@ -732,11 +718,7 @@ def test_live_server_uses_the_verified_chain(kit: Kit, capsys: pytest.CaptureFix
     with TLSServer(issued) as server:
         code, data = run_json(
             capsys,
-            f"localhost:{server.port}",
-            "--cafile",
-            kit.cafile,
-            "--log-list",
-            kit.log_list(),
+            *kit.host(server),
         )
     assert data["source"] == "host"
     assert data["issuer_from"] == "the verified chain"
@@ -750,17 +732,7 @@ def test_live_server_uses_the_verified_chain(kit: Kit, capsys: pytest.CaptureFix
 def test_live_server_text(kit: Kit, capsys: pytest.CaptureFixture[str]) -> None:
     issued = kit.issue()
     with TLSServer(issued) as server:
-        code = main(
-            [
-                "ct",
-                "check",
-                f"localhost:{server.port}",
-                "--cafile",
-                kit.cafile,
-                "--log-list",
-                kit.log_list(),
-            ]
-        )
+        code = main(["ct", "check", *kit.host(server)])
     output = capsys.readouterr().out
     assert code == 0
     assert "issuer cert from the verified chain" in output

@@ -8,7 +8,9 @@ import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from pinwarden.apps.live import AddressResult, Endpoint, probe_endpoints
@@ -19,6 +21,10 @@ from pinwarden.errors import CertificateError, InputError
 from pinwarden.policy import Policy, parse_iso_datetime
 
 __all__ = [
+    "CafileOption",
+    "ConnectOption",
+    "ServernameOption",
+    "TimeoutOption",
     "check_port",
     "check_timeout",
     "load_chain",
@@ -26,6 +32,21 @@ __all__ = [
     "parse_when",
     "probe_with_progress",
 ]
+
+
+# The connection options of the commands that probe one host (inspect, ct check).
+ServernameOption = Annotated[
+    str | None, typer.Option(help="Name to send (SNI) and verify; default: HOST.")
+]
+ConnectOption = Annotated[
+    str | None,
+    typer.Option(metavar="IP", help="Connect to this address instead of resolving HOST."),
+]
+CafileOption = Annotated[
+    str | None,
+    typer.Option(help="Trust these CA certificates (PEM) instead of the system store."),
+]
+TimeoutOption = Annotated[float, typer.Option(help="Seconds to wait for the connection.")]
 
 
 def parse_when(text: str | None, option: str = "--at") -> dt.datetime:

@@ -16,7 +16,14 @@ from rich.markup import escape
 
 from pinwarden.certs import CertInfo, load_objects
 from pinwarden.cli._app import JSON_HELP
-from pinwarden.cli._common import check_timeout, parse_when
+from pinwarden.cli._common import (
+    CafileOption,
+    ConnectOption,
+    ServernameOption,
+    TimeoutOption,
+    check_timeout,
+    parse_when,
+)
 from pinwarden.cli._output import emit_json, err, out, printable
 from pinwarden.cli.ct import ct_app
 from pinwarden.cli.ct_loglist import LOG_LIST_HELP, load_for_cli
@@ -230,18 +237,10 @@ def ct_check_command(
         str | None,
         typer.Option(metavar="DATE", help="Time of check (default: now)."),
     ] = None,
-    servername: Annotated[
-        str | None, typer.Option(help="Name to send (SNI) and verify; default: HOST.")
-    ] = None,
-    connect: Annotated[
-        str | None,
-        typer.Option(metavar="IP", help="Connect to this address instead of resolving HOST."),
-    ] = None,
-    cafile: Annotated[
-        str | None,
-        typer.Option(help="Trust these CA certificates (PEM) instead of the system store."),
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the connection.")] = 10.0,
+    servername: ServernameOption = None,
+    connect: ConnectOption = None,
+    cafile: CafileOption = None,
+    timeout: TimeoutOption = 10.0,
     json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Verify a certificate's embedded SCTs and audit the Chrome and Apple CT policies.

@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from pinwarden.cli._app import JSON_HELP, app
-from pinwarden.cli._common import check_timeout
+from pinwarden.cli._common import (
+    CafileOption,
+    ConnectOption,
+    ServernameOption,
+    TimeoutOption,
+    check_timeout,
+)
 from pinwarden.cli._output import emit_json, out, render_chain
 from pinwarden.probe import ProbeResult, parse_target, probe
 
@@ -49,18 +55,10 @@ def show_probe(result: ProbeResult, now: dt.datetime) -> None:
 @app.command("inspect")
 def inspect_command(
     target: Annotated[str, typer.Argument(metavar="HOST[:PORT]", help="Server to connect to.")],
-    servername: Annotated[
-        str | None, typer.Option(help="Name to send (SNI) and verify; default: HOST.")
-    ] = None,
-    connect: Annotated[
-        str | None,
-        typer.Option(metavar="IP", help="Connect to this address instead of resolving HOST."),
-    ] = None,
-    cafile: Annotated[
-        str | None,
-        typer.Option(help="Trust these CA certificates (PEM) instead of the system store."),
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the connection.")] = 10.0,
+    servername: ServernameOption = None,
+    connect: ConnectOption = None,
+    cafile: CafileOption = None,
+    timeout: TimeoutOption = 10.0,
     json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Show the chain a server sends and the chain OpenSSL verifies, with pins.
